@@ -1,0 +1,54 @@
+# Darkroom: `make run` starts the whole system on the embedded store, `make test` runs every suite.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SERVICES := services/catalog services/processor services/gateway
+
+export HOST ?= 127.0.0.1
+export CATALOG_PORT ?= 8001
+export PROCESSOR_PORT ?= 8002
+export GATEWAY_PORT ?= 8000
+export GATEWAY_CATALOG_URL ?= http://$(HOST):$(CATALOG_PORT)
+export GATEWAY_PROCESSOR_URL ?= http://$(HOST):$(PROCESSOR_PORT)
+
+.PHONY: help install dev run import test lint check-browser clean
+
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: $(SERVICES:%=%/pyproject.toml)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(SERVICES:%=-e %) 'honcho>=2.0'
+	touch $@
+
+$(VENV)/.dev-installed: $(VENV)/.installed requirements-dev.txt
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed  ## Create .venv and install the three services
+
+dev: $(VENV)/.dev-installed  ## Also install the test and lint tools
+
+import: install  ## Import samples/ into the embedded catalog under ./data (idempotent)
+	$(BIN)/python -m catalog.importer samples
+
+run: import  ## Start catalog, processor and gateway; Ctrl-C stops all three
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile
+
+lint: dev  ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+check-browser:  ## Install Debian's chromium when it is missing
+	tools/ensure-chromium.sh
+
+test: dev check-browser lint  ## Install everything the tests need, then run every suite
+	$(BIN)/pytest
+
+clean:  ## Remove the venv and the embedded catalog data
+	rm -rf $(VENV) data

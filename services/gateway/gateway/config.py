@@ -1,0 +1,29 @@
+"""Gateway settings, read from GATEWAY_* environment variables."""
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Where the backends live and how much the gateway keeps in memory."""
+
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_")
+
+    catalog_url: str = "http://127.0.0.1:8001"
+    processor_url: str = "http://127.0.0.1:8002"
+    timeout_s: float = Field(default=30.0, gt=0)
+    connect_timeout_s: float = Field(default=2.0, gt=0)
+    cache_max_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
+    cache_max_items: int = Field(default=512, ge=0)
+    operations_ttl_s: float = Field(default=30.0, ge=0)
+    thumb_size: int = Field(default=320, ge=16, le=2048)
+    page_size: int = Field(default=24, ge=1, le=200)
+    retry_after_s: int = Field(default=5, ge=1)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Return the process-wide settings (tests override this dependency)."""
+    return Settings()

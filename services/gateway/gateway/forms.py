@@ -1,0 +1,90 @@
+"""Processing-form fields derived from the processor's operation schemas."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from gateway.clients import OperationInfo
+from gateway.errors import InvalidInput
+
+FieldKind = Literal["number", "integer", "boolean", "choice"]
+# Characters that structure the pipeline string; a value holding one would change its meaning.
+RESERVED = frozenset("|,:=")
+
+
+@dataclass(frozen=True)
+class FormField:
+    """One input of an operation's parameter form."""
+
+    name: str
+    label: str
+    help: str
+    kind: FieldKind
+    default: Any = None
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+
+    @property
+    def step(self) -> str:
+        """HTML step attribute: whole numbers for integers, anything for floats."""
+        return "1" if self.kind == "integer" else "any"
+
+    def input_name(self, operation: str) -> str:
+        """The form field name, unique across operations."""
+        return f"p.{operation}.{self.name}"
+
+
+def form_fields(operation: OperationInfo) -> list[FormField]:
+    """Turn an operation's JSON schema into form fields, in declaration order."""
+    properties: dict[str, Any] = operation.params.get("properties", {})
+    return [_field(name, spec) for name, spec in properties.items()]
+
+
+def _field(name: str, spec: dict[str, Any]) -> FormField:
+    # Optional parameters arrive as anyOf [<type>, null]; the non-null branch carries the bounds.
+    branch = next(
+        (b for b in spec.get("anyOf", []) if b.get("type") != "null"),
+        spec,
+    )
+    kind: FieldKind
+    if "enum" in branch:
+        kind = "choice"
+    elif branch.get("type") == "boolean":
+        kind = "boolean"
+    elif branch.get("type") == "integer":
+        kind = "integer"
+    else:
+        kind = "number"
+    minimum = branch.get("minimum", branch.get("exclusiveMinimum"))
+    maximum = branch.get("maximum", branch.get("exclusiveMaximum"))
+    return FormField(
+        name=name,
+        label=str(spec.get("title", name)),
+        help=str(spec.get("description", "")),
+        kind=kind,
+        default=spec.get("default"),
+        minimum=minimum,
+        maximum=maximum,
+        choices=tuple(str(c) for c in branch.get("enum", ())),
+    )
+
+
+def build_step(operation: OperationInfo, values: Mapping[str, str]) -> str:
+    """Build one pipeline step ('name:key=value,...') from submitted form values."""
+    pairs = []
+    for field in form_fields(operation):
+        value = values.get(field.input_name(operation.name), "").strip()
+        if not value:
+            continue
+        if RESERVED & set(value):
+            raise InvalidInput(
+                f"{operation.name}.{field.name}: the value may not contain any of | , : ="
+            )
+        pairs.append(f"{field.name}={value}")
+    return f"{operation.name}:{','.join(pairs)}" if pairs else operation.name
+
+
+def split_pipeline(ops: str) -> list[str]:
+    """Split a pipeline string into its steps for display."""
+    return [step.strip() for step in ops.split("|") if step.strip()]

@@ -1,0 +1,55 @@
+"""The gateway application: server-rendered pages over the catalog and the processor."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from gateway.cache import OperationsCache, ResultCache
+from gateway.clients import CatalogClient, ProcessorClient
+from gateway.config import get_settings
+from gateway.errors import install_error_handlers
+from gateway.routes import router, templates
+
+
+def create_app(
+    *,
+    catalog_transport: httpx.AsyncBaseTransport | None = None,
+    processor_transport: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
+    """Build the gateway; backend clients are opened in the lifespan.
+
+    The transports default to the network; tests pass `httpx.ASGITransport`s that put the
+    real catalog and processor apps behind the same clients.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings = app.dependency_overrides.get(get_settings, get_settings)()
+        timeout = httpx.Timeout(settings.timeout_s, connect=settings.connect_timeout_s)
+        async with (
+            httpx.AsyncClient(
+                base_url=settings.catalog_url, timeout=timeout, transport=catalog_transport
+            ) as catalog_http,
+            httpx.AsyncClient(
+                base_url=settings.processor_url, timeout=timeout, transport=processor_transport
+            ) as processor_http,
+        ):
+            app.state.catalog = CatalogClient(catalog_http, retry_after=settings.retry_after_s)
+            app.state.processor = ProcessorClient(
+                processor_http, retry_after=settings.retry_after_s
+            )
+            app.state.results = ResultCache(
+                max_items=settings.cache_max_items, max_bytes=settings.cache_max_bytes
+            )
+            app.state.operations = OperationsCache(ttl_s=settings.operations_ttl_s)
+            yield
+
+    app = FastAPI(title="Darkroom gateway", lifespan=lifespan)
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+    app.include_router(router)
+    install_error_handlers(app, templates)
+    return app

@@ -1,0 +1,83 @@
+"""The gateway's result cache and its schema-to-form mapping."""
+
+import pytest
+
+from gateway.cache import ResultCache
+from gateway.clients import OperationInfo, Rendered
+from gateway.errors import InvalidInput
+from gateway.forms import build_step, form_fields, split_pipeline
+
+
+def rendered(size: int) -> Rendered:
+    return Rendered(content=b"x" * size, media_type="image/png", width=1, height=1, pipeline="")
+
+
+def test_cache_evicts_least_recently_used_by_count() -> None:
+    cache = ResultCache(max_items=2, max_bytes=1000)
+    cache.put(("a", "", ""), rendered(1))
+    cache.put(("b", "", ""), rendered(1))
+    assert cache.get(("a", "", "")) is not None  # a is now the most recent
+    cache.put(("c", "", ""), rendered(1))
+    assert cache.get(("b", "", "")) is None
+    assert cache.get(("a", "", "")) is not None
+    assert len(cache) == 2
+
+
+def test_cache_is_bounded_by_bytes_and_skips_oversized_entries() -> None:
+    cache = ResultCache(max_items=100, max_bytes=10)
+    cache.put(("a", "", ""), rendered(6))
+    cache.put(("b", "", ""), rendered(6))
+    assert (len(cache), cache.size) == (1, 6)
+    cache.put(("huge", "", ""), rendered(11))
+    assert cache.get(("huge", "", "")) is None
+    cache.put(("b", "", ""), rendered(4))
+    assert cache.size == 4
+
+
+OPERATION = OperationInfo(
+    name="demo",
+    summary="A demo.",
+    params={
+        "properties": {
+            "sigma": {"type": "number", "exclusiveMinimum": 0, "maximum": 100, "default": 2},
+            "size": {
+                "anyOf": [{"type": "integer", "minimum": 1, "maximum": 8192}, {"type": "null"}],
+                "default": None,
+                "description": "Target size.",
+            },
+            "expand": {"type": "boolean", "default": True},
+            "mode": {"enum": ["signed", "abs"], "type": "string", "default": "signed"},
+        }
+    },
+)
+
+
+def test_form_fields_follow_the_schema() -> None:
+    fields = {field.name: field for field in form_fields(OPERATION)}
+    assert list(fields) == ["sigma", "size", "expand", "mode"]
+    assert (fields["sigma"].kind, fields["sigma"].minimum, fields["sigma"].maximum) == (
+        "number",
+        0,
+        100,
+    )
+    assert (fields["size"].kind, fields["size"].default, fields["size"].step) == (
+        "integer",
+        None,
+        "1",
+    )
+    assert fields["size"].help == "Target size."
+    assert fields["expand"].kind == "boolean"
+    assert fields["mode"].choices == ("signed", "abs")
+
+
+def test_build_step_skips_blank_values_and_rejects_reserved_characters() -> None:
+    values = {"p.demo.sigma": " 3 ", "p.demo.size": "", "p.demo.mode": "abs", "p.other.x": "1"}
+    assert build_step(OPERATION, values) == "demo:sigma=3,mode=abs"
+    assert build_step(OPERATION, {}) == "demo"
+    with pytest.raises(InvalidInput, match=r"demo\.mode"):
+        build_step(OPERATION, {"p.demo.mode": "abs|grayscale"})
+
+
+def test_split_pipeline() -> None:
+    assert split_pipeline(" rotate:degrees=30 | grayscale |") == ["rotate:degrees=30", "grayscale"]
+    assert split_pipeline("") == []

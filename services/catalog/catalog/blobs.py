@@ -1,0 +1,73 @@
+"""Originals as content-addressed files: root/ab/cd/<sha256>."""
+
+import contextlib
+import os
+import re
+import tempfile
+from pathlib import Path
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+class BlobStore:
+    """Files named by the SHA-256 of their content, written atomically."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, sha256: str) -> Path:
+        """Where the blob with this digest lives (whether or not it exists)."""
+        if not _SHA256.fullmatch(sha256):
+            raise ValueError(f"not a sha256 hex digest: {sha256[:80]!r}")
+        return self.root / sha256[:2] / sha256[2:4] / sha256
+
+    def exists(self, sha256: str) -> bool:
+        """Whether the blob is stored."""
+        return self.path(sha256).is_file()
+
+    def put(self, sha256: str, data: bytes) -> None:
+        """Store the bytes under their digest: temp file, fsync, rename; a no-op if present."""
+        target = self.path(sha256)
+        if target.is_file():
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as temp:
+                temp.write(data)
+                temp.flush()
+                os.fsync(temp.fileno())
+            os.replace(temp_name, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp_name)
+            raise
+        _fsync_dir(target.parent)
+
+    def read(self, sha256: str) -> bytes:
+        """The stored bytes; FileNotFoundError when absent."""
+        return self.path(sha256).read_bytes()
+
+    def delete(self, sha256: str) -> None:
+        """Remove the blob if present."""
+        self.path(sha256).unlink(missing_ok=True)
+
+    def count(self) -> int:
+        """How many blobs are stored (temp files excluded)."""
+        if not self.root.is_dir():
+            return 0
+        return sum(1 for p in self.root.glob("*/*/*") if _SHA256.fullmatch(p.name))
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename itself durable (POSIX only; Windows cannot open directories)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

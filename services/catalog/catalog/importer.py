@@ -1,0 +1,96 @@
+"""Import folders of images into the catalog: python -m catalog.importer DIR [DIR...]."""
+
+import argparse
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from tqdm import tqdm
+
+from catalog.config import Settings, get_settings
+from catalog.errors import DarkroomError
+from catalog.metadata import read_metadata
+from catalog.models import ImageMeta, image_id
+from catalog.names import clean_name
+from catalog.store import open_store
+
+
+def walk(root: Path) -> Iterator[Path]:
+    """Every regular file under root, sorted, skipping hidden files and folders."""
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            path = Path(folder) / name
+            if not name.startswith(".") and path.is_file():
+                yield path
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line, with defaults from the CATALOG_* settings."""
+    settings = get_settings()
+    parser = argparse.ArgumentParser(
+        prog="python -m catalog.importer",
+        description="Import every image under the given folders into the catalog.",
+    )
+    parser.add_argument("--store", default=settings.store, help="store URL (CATALOG_STORE)")
+    parser.add_argument(
+        "--blobs", type=Path, default=settings.blobs, help="blob folder (CATALOG_BLOBS)"
+    )
+    parser.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="folder to import")
+    return parser.parse_args(argv)
+
+
+def _prepare(path: Path, settings: Settings) -> tuple[ImageMeta, bytes] | str:
+    """The file's metadata and bytes, or the reason it cannot be imported."""
+    try:
+        size = path.stat().st_size
+        if size > settings.max_body_bytes:
+            return f"{size} bytes is over the limit of {settings.max_body_bytes}"
+        data = path.read_bytes()
+        return read_metadata(data, max_pixels=settings.max_pixels), data
+    except DarkroomError as exc:
+        return exc.message
+    except OSError as exc:
+        return exc.strerror or str(exc)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Import the folders; 0 on success, 2 when a folder is missing."""
+    args = parse_args(argv)
+    settings = get_settings()
+    missing = [str(d) for d in args.dirs if not d.is_dir()]
+    if missing:
+        print(f"error: not a directory: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    files = [(root, path) for root in args.dirs for path in walk(root)]
+    imported = duplicates = skipped = 0
+    store = open_store(args.store, args.blobs)
+    try:
+        for root, path in tqdm(files, desc="importing", unit="file", file=sys.stderr):
+            shown = path.relative_to(root).as_posix()
+            prepared = _prepare(path, settings)
+            if isinstance(prepared, str):
+                skipped += 1
+                tqdm.write(f"skipped {shown}: {prepared}", file=sys.stderr)
+                continue
+            meta, data = prepared
+            name = clean_name(
+                path.name,
+                image_id=image_id(meta.sha256),
+                format=meta.format,
+                max_length=settings.max_name_length,
+            )
+            _, created = store.add(meta, name, data)
+            if created:
+                imported += 1
+            else:
+                duplicates += 1
+    finally:
+        store.close()
+    print(f"imported {imported}, duplicates {duplicates}, skipped {skipped}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

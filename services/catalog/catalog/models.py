@@ -1,0 +1,228 @@
+"""Catalog data shapes: header metadata, records, queries, pages and stats."""
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal, Self, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+ImageFormat = Literal["jpeg", "png", "webp", "gif", "tiff", "bmp"]
+Orientation = Literal["landscape", "portrait", "square"]
+SortField = Literal["width", "height", "pixels", "created", "name"]
+SortKey = Literal[
+    "width", "-width", "height", "-height", "pixels", "-pixels",
+    "created", "-created", "name", "-name",
+]  # fmt: skip
+
+FORMATS: tuple[ImageFormat, ...] = get_args(ImageFormat)
+ORIENTATIONS: tuple[Orientation, ...] = get_args(Orientation)
+SORT_KEYS: tuple[SortKey, ...] = get_args(SortKey)
+
+ID_LENGTH = 20
+ID_PATTERN = re.compile(rf"[0-9a-f]{{{ID_LENGTH}}}")
+MAX_FILTER = 10**9
+
+
+def image_id(sha256: str) -> str:
+    """The id of the image with this content: the same bytes get the same id everywhere."""
+    return sha256[:ID_LENGTH]
+
+
+def is_image_id(value: str) -> bool:
+    """Whether the string has the shape of an image id."""
+    return ID_PATTERN.fullmatch(value) is not None
+
+
+def orientation_of(width: int, height: int) -> Orientation:
+    """Landscape, portrait or square, as the photo is seen."""
+    if width > height:
+        return "landscape"
+    if width < height:
+        return "portrait"
+    return "square"
+
+
+@dataclass(frozen=True, slots=True)
+class ImageMeta:
+    """What the header of an upload says, with width and height as a person sees the photo."""
+
+    sha256: str
+    format: ImageFormat
+    mode: str
+    width: int
+    height: int
+    exif_orientation: int
+    bytes: int
+
+
+class ImagePublic(BaseModel):
+    """An image as the API returns it."""
+
+    id: str
+    name: str
+    sha256: str
+    format: ImageFormat
+    mode: str
+    width: int
+    height: int
+    pixels: int
+    aspect: float
+    orientation: Orientation
+    bytes: int
+    exif_orientation: int
+    created: datetime
+
+
+class ImageRecord(ImagePublic):
+    """An image as a store keeps it; store-only fields belong here, not in ImagePublic."""
+
+    @classmethod
+    def from_meta(cls, meta: ImageMeta, *, name: str, created: datetime | None = None) -> Self:
+        """Build the record of a new image, deriving pixels, aspect and orientation."""
+        return cls(
+            id=image_id(meta.sha256),
+            name=name,
+            sha256=meta.sha256,
+            format=meta.format,
+            mode=meta.mode,
+            width=meta.width,
+            height=meta.height,
+            pixels=meta.width * meta.height,
+            aspect=round(meta.width / meta.height, 4),
+            orientation=orientation_of(meta.width, meta.height),
+            bytes=meta.bytes,
+            exif_orientation=meta.exif_orientation,
+            created=created or datetime.now(UTC),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CursorPosition:
+    """Where a page ended: the last item's sort value and id."""
+
+    value: int | str | datetime
+    id: str
+
+
+def encode_cursor(sort: SortKey, record: ImagePublic) -> str:
+    """An opaque, url-safe cursor that resumes after this record in this sort."""
+    value = getattr(record, sort.lstrip("-"))
+    if isinstance(value, datetime):
+        value = value.isoformat()
+    raw = json.dumps([sort, value, record.id], separators=(",", ":"), ensure_ascii=False)
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, sort: SortKey) -> CursorPosition:
+    """Read a cursor made by encode_cursor for the same sort; ValueError otherwise."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        payload = json.loads(raw.decode())
+    except (ValueError, binascii.Error):
+        raise ValueError("not a valid cursor") from None
+    if not isinstance(payload, list) or len(payload) != 3:
+        raise ValueError("not a valid cursor")
+    cursor_sort, value, item_id = payload
+    if cursor_sort not in SORT_KEYS or not isinstance(item_id, str) or not is_image_id(item_id):
+        raise ValueError("not a valid cursor")
+    if cursor_sort != sort:
+        raise ValueError(f"the cursor belongs to sort={cursor_sort}, not sort={sort}")
+    return CursorPosition(_cursor_value(sort.lstrip("-"), value), item_id)
+
+
+def _cursor_value(field: str, value: object) -> int | str | datetime:
+    if field == "name" and isinstance(value, str):
+        return value
+    if field == "created" and isinstance(value, str):
+        try:
+            created = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError("not a valid cursor") from None
+        if created.tzinfo is not None:
+            return created
+    if field in ("width", "height", "pixels") and type(value) is int:
+        return value
+    raise ValueError("not a valid cursor")
+
+
+_RANGES = (
+    ("min_width", "max_width"),
+    ("min_height", "max_height"),
+    ("min_pixels", "max_pixels"),
+)
+
+
+class ImageQuery(BaseModel):
+    """Filters, sort order and keyset position of one page of images."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_width: int | None = Field(None, ge=1, le=MAX_FILTER)
+    max_width: int | None = Field(None, ge=1, le=MAX_FILTER)
+    min_height: int | None = Field(None, ge=1, le=MAX_FILTER)
+    max_height: int | None = Field(None, ge=1, le=MAX_FILTER)
+    min_pixels: int | None = Field(None, ge=1, le=MAX_FILTER)
+    max_pixels: int | None = Field(None, ge=1, le=MAX_FILTER)
+    format: list[ImageFormat] = Field(default_factory=list, description="Any of these formats.")
+    orientation: Orientation | None = None
+    name: str | None = Field(
+        None, min_length=1, max_length=1000, description="Case-insensitive substring of the name."
+    )
+    sort: SortKey = Field("-created", description="Sort field, '-' prefix for descending.")
+    limit: int = Field(50, ge=1, le=200)
+    cursor: str | None = Field(None, description="next_cursor of the previous page.")
+
+    @field_validator("cursor")
+    @classmethod
+    def _cursor_matches_sort(cls, cursor: str | None, info: ValidationInfo) -> str | None:
+        sort = info.data.get("sort")
+        if cursor is not None and sort is not None:
+            decode_cursor(cursor, sort)
+        return cursor
+
+    @model_validator(mode="after")
+    def _ranges_are_ordered(self) -> Self:
+        for low, high in _RANGES:
+            low_value, high_value = getattr(self, low), getattr(self, high)
+            if low_value is not None and high_value is not None and low_value > high_value:
+                raise ValueError(f"{low} must not exceed {high}")
+        return self
+
+    @property
+    def sort_field(self) -> SortField:
+        """The field sorted on, without the direction."""
+        field = self.sort.lstrip("-")
+        assert field in get_args(SortField)
+        return field  # type: ignore[return-value]
+
+    @property
+    def descending(self) -> bool:
+        """Whether the sort runs from the largest value down."""
+        return self.sort.startswith("-")
+
+    def after(self) -> CursorPosition | None:
+        """The position this page starts after, decoded from the cursor."""
+        return None if self.cursor is None else decode_cursor(self.cursor, self.sort)
+
+
+class ImagePage(BaseModel):
+    """One page of query results; next_cursor is null on the last page."""
+
+    items: list[ImagePublic]
+    next_cursor: str | None = None
+
+
+class CatalogStats(BaseModel):
+    """Counts and dimension ranges over the whole catalog."""
+
+    count: int
+    formats: dict[ImageFormat, int]
+    orientations: dict[Orientation, int]
+    min_width: int | None
+    max_width: int | None
+    min_height: int | None
+    max_height: int | None

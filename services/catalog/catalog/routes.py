@@ -1,0 +1,153 @@
+"""HTTP routes of the catalog: upload, query, fetch, delete, stats."""
+
+from typing import Annotated, cast
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+
+from catalog.config import Settings, get_settings
+from catalog.errors import BodyTooLarge, ImageNotFound, UnreadableImage
+from catalog.metadata import read_metadata
+from catalog.models import (
+    CatalogStats,
+    ImagePage,
+    ImagePublic,
+    ImageQuery,
+    ImageRecord,
+    image_id,
+    is_image_id,
+)
+from catalog.names import clean_name
+from catalog.store import ImageStore
+
+router = APIRouter()
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+CONTENT_CACHE_CONTROL = "public, max-age=31536000, immutable"
+
+
+def get_store(request: Request) -> ImageStore:
+    """The store opened at start-up."""
+    return cast(ImageStore, request.app.state.store)
+
+
+StoreDep = Annotated[ImageStore, Depends(get_store)]
+
+
+def valid_image_id(image_id: str) -> str:
+    """The path's image id; anything not shaped like an id cannot exist, so it is a 404."""
+    if not is_image_id(image_id):
+        raise ImageNotFound(f"no image has the id {image_id[:80]!r}")
+    return image_id
+
+
+ImageIdDep = Annotated[str, Depends(valid_image_id)]
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    """Liveness: the process answers."""
+    return {"status": "ok", "service": "catalog"}
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing it as soon as it grows past limit bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(f"body is {declared} bytes; the limit is {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def ingest(
+    store: ImageStore, settings: Settings, data: bytes, name: str | None
+) -> tuple[ImageRecord, bool]:
+    """Parse the header, hash and store one upload (CPU and disk work: run off the loop)."""
+    meta = read_metadata(data, max_pixels=settings.max_pixels)
+    safe_name = clean_name(
+        name,
+        image_id=image_id(meta.sha256),
+        format=meta.format,
+        max_length=settings.max_name_length,
+    )
+    return store.add(meta, safe_name, data)
+
+
+@router.post(
+    "/v1/images",
+    status_code=201,
+    response_model=ImagePublic,
+    responses={200: {"description": "The same bytes were already stored."}},
+)
+async def upload_image(
+    request: Request,
+    response: Response,
+    settings: SettingsDep,
+    store: StoreDep,
+    name: Annotated[str | None, Query(max_length=4096, description="Original file name.")] = None,
+) -> ImageRecord:
+    """Store the raw request body as an image: 201 when new, 200 when already present."""
+    data = await read_body(request, settings.max_body_bytes)
+    if not data:
+        raise UnreadableImage("empty body: send the image bytes as the request body")
+    record, created = await run_in_threadpool(ingest, store, settings, data, name)
+    response.status_code = 201 if created else 200
+    response.headers["Location"] = f"/v1/images/{record.id}"
+    return record
+
+
+@router.get("/v1/images", response_model=ImagePage)
+def list_images(query: Annotated[ImageQuery, Query()], store: StoreDep) -> ImagePage:
+    """One page of images matching the filters; follow next_cursor for the next."""
+    return store.query(query)
+
+
+@router.get("/v1/images/{image_id}", response_model=ImagePublic)
+def get_image(image_id: ImageIdDep, store: StoreDep) -> ImageRecord:
+    """One image's metadata."""
+    return store.get(image_id)
+
+
+@router.get(
+    "/v1/images/{image_id}/content",
+    response_class=Response,
+    responses={200: {"content": {"image/*": {}}}, 304: {"description": "Not modified."}},
+)
+def get_content(
+    image_id: ImageIdDep,
+    store: StoreDep,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    """The original bytes, cacheable forever since the id names the content."""
+    record = store.get(image_id)
+    etag = f'"{record.sha256}"'
+    headers = {"ETag": etag, "Cache-Control": CONTENT_CACHE_CONTROL}
+    if if_none_match is not None and _etag_matches(if_none_match, etag):
+        return Response(status_code=304, headers=headers)
+    return Response(store.content(image_id), media_type=f"image/{record.format}", headers=headers)
+
+
+def _etag_matches(header: str, etag: str) -> bool:
+    """Whether an If-None-Match header names this ETag (weak comparison, as RFC 9110 asks)."""
+    candidates = [tag.strip().removeprefix("W/") for tag in header.split(",")]
+    return "*" in candidates or etag in candidates
+
+
+@router.delete("/v1/images/{image_id}", status_code=204, response_class=Response)
+def delete_image(image_id: ImageIdDep, store: StoreDep) -> Response:
+    """Remove an image and its original."""
+    store.delete(image_id)
+    return Response(status_code=204)
+
+
+@router.get("/v1/stats", response_model=CatalogStats)
+def stats(store: StoreDep) -> CatalogStats:
+    """Counts by format and orientation, and the width and height ranges."""
+    return store.stats()

@@ -1,0 +1,58 @@
+"""The ImageStore protocol every catalog backend implements, and open_store(url)."""
+
+from pathlib import Path
+from typing import Protocol
+
+from catalog.blobs import BlobStore
+from catalog.models import CatalogStats, ImageMeta, ImagePage, ImageQuery, ImageRecord
+
+__all__ = ["ImageStore", "open_store"]
+
+
+class ImageStore(Protocol):
+    """Image records plus their original bytes; safe to call from several threads."""
+
+    def add(self, meta: ImageMeta, name: str, data: bytes) -> tuple[ImageRecord, bool]:
+        """Store an image once per sha256; returns (record, created)."""
+        ...
+
+    def get(self, image_id: str) -> ImageRecord:
+        """The record with this id; ImageNotFound otherwise."""
+        ...
+
+    def content(self, image_id: str) -> bytes:
+        """The original bytes of the image; ImageNotFound otherwise."""
+        ...
+
+    def query(self, query: ImageQuery) -> ImagePage:
+        """One page of records matching the filters, in the query's sort order."""
+        ...
+
+    def delete(self, image_id: str) -> None:
+        """Remove the record and its original; ImageNotFound otherwise."""
+        ...
+
+    def stats(self) -> CatalogStats:
+        """Counts by format and orientation, and the width and height ranges."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and files."""
+        ...
+
+
+def open_store(url: str, blobs: Path) -> ImageStore:
+    """Open the store named by the URL; blobs is where file-backed stores keep originals."""
+    scheme, separator, rest = url.partition("://")
+    if scheme == "sqlite" and separator:
+        from catalog.store.sqlite import SqliteImageStore
+
+        if not rest.startswith("/") or rest == "/":
+            raise ValueError("sqlite store URL must look like sqlite:///path/to/catalog.db")
+        # sqlite:///data/x.db is relative to the working directory; sqlite:////abs/x.db absolute.
+        return SqliteImageStore(Path(rest[1:]), BlobStore(blobs))
+    if scheme in ("mongodb", "mongodb+srv") and separator:
+        raise ValueError("the mongodb:// store is not available yet; use sqlite:///path.db")
+    # Never echo the URL: it may carry credentials.
+    shown = scheme if separator else "(none)"
+    raise ValueError(f"unknown store URL scheme {shown!r}; expected sqlite:///path.db")

@@ -1,0 +1,274 @@
+"""ImageStore on SQLite (stdlib sqlite3, WAL) with originals as content-addressed files."""
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from catalog.blobs import BlobStore
+from catalog.errors import ImageNotFound
+from catalog.models import (
+    FORMATS,
+    ORIENTATIONS,
+    CatalogStats,
+    CursorPosition,
+    ImageMeta,
+    ImagePage,
+    ImagePublic,
+    ImageQuery,
+    ImageRecord,
+    encode_cursor,
+)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_BUSY_TIMEOUT_MS = 30_000
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS images (
+    id               TEXT PRIMARY KEY,
+    name             TEXT NOT NULL,
+    sha256           TEXT NOT NULL UNIQUE,
+    format           TEXT NOT NULL,
+    mode             TEXT NOT NULL,
+    width            INTEGER NOT NULL,
+    height           INTEGER NOT NULL,
+    pixels           INTEGER NOT NULL,
+    aspect           REAL NOT NULL,
+    orientation      TEXT NOT NULL,
+    bytes            INTEGER NOT NULL,
+    exif_orientation INTEGER NOT NULL,
+    created          INTEGER NOT NULL  -- microseconds since the Unix epoch, UTC
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS images_width   ON images (width, id);
+CREATE INDEX IF NOT EXISTS images_height  ON images (height, id);
+CREATE INDEX IF NOT EXISTS images_pixels  ON images (pixels, id);
+CREATE INDEX IF NOT EXISTS images_created ON images (created, id);
+CREATE INDEX IF NOT EXISTS images_name    ON images (name, id);
+"""
+
+_COLUMNS = (
+    "id, name, sha256, format, mode, width, height, pixels, aspect, orientation, bytes, "
+    "exif_orientation, created"
+)
+# Sort fields map to columns through this table only, so no query text reaches the SQL.
+_SORT_COLUMNS = {f: f for f in ("width", "height", "pixels", "created", "name")}
+
+
+def _to_micros(moment: datetime) -> int:
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+def _from_micros(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+def _casefold(value: str | None) -> str | None:
+    return None if value is None else value.casefold()
+
+
+def _record(row: sqlite3.Row) -> ImageRecord:
+    fields = dict(row)
+    fields["created"] = _from_micros(fields["created"])
+    return ImageRecord.model_validate(fields)
+
+
+class SqliteImageStore:
+    """Records in one SQLite file, a connection per thread; originals in a BlobStore."""
+
+    def __init__(self, path: Path, blobs: BlobStore) -> None:
+        self._path = path
+        self._blobs = blobs
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        connection = self._connection()
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.executescript(SCHEMA)
+
+    def _connection(self) -> sqlite3.Connection:
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE below).
+            connection = sqlite3.connect(
+                self._path,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=_BUSY_TIMEOUT_MS / 1000,
+            )
+            connection.row_factory = sqlite3.Row
+            connection.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            connection.create_function("casefold", 1, _casefold, deterministic=True)
+            with self._lock:
+                self._connections.append(connection)
+            self._local.connection = connection
+        return connection
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction holding SQLite's write lock from the start."""
+        connection = self._connection()
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield connection
+            connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
+
+    def _find(self, column: str, value: str) -> ImageRecord | None:
+        sql = f"SELECT {_COLUMNS} FROM images WHERE {column} = ?"
+        row = self._connection().execute(sql, (value,)).fetchone()
+        return None if row is None else _record(row)
+
+    def add(self, meta: ImageMeta, name: str, data: bytes) -> tuple[ImageRecord, bool]:
+        """Store an image once per sha256; returns (record, created)."""
+        existing = self._find("sha256", meta.sha256)
+        if existing is not None:
+            return existing, False
+        # The (possibly large, fsynced) blob is written outside the write lock so uploads
+        # overlap; a same-content blob is identical, so concurrent writers can share it.
+        self._blobs.put(meta.sha256, data)
+        record = ImageRecord.from_meta(meta, name=name)
+        try:
+            with self._write() as connection:
+                row = connection.execute(
+                    f"SELECT {_COLUMNS} FROM images WHERE sha256 = ?", (meta.sha256,)
+                ).fetchone()
+                if row is not None:
+                    return _record(row), False
+                if not self._blobs.exists(meta.sha256):  # a concurrent delete removed it
+                    self._blobs.put(meta.sha256, data)
+                values = record.model_dump()
+                values["created"] = _to_micros(record.created)
+                placeholders = ", ".join(f":{column}" for column in values)
+                connection.execute(
+                    f"INSERT INTO images ({', '.join(values)}) VALUES ({placeholders})", values
+                )
+        except sqlite3.IntegrityError:
+            winner = self._find("sha256", meta.sha256)
+            if winner is not None:
+                return winner, False
+            self._discard_blob(meta.sha256)
+            raise
+        except BaseException:
+            self._discard_blob(meta.sha256)
+            raise
+        return record, True
+
+    def _discard_blob(self, sha256: str) -> None:
+        """Delete a blob that no record references."""
+        with self._write() as connection:
+            referenced = connection.execute(
+                "SELECT 1 FROM images WHERE sha256 = ?", (sha256,)
+            ).fetchone()
+            if referenced is None:
+                self._blobs.delete(sha256)
+
+    def get(self, image_id: str) -> ImageRecord:
+        """The record with this id; ImageNotFound otherwise."""
+        record = self._find("id", image_id)
+        if record is None:
+            raise ImageNotFound(f"no image has the id {image_id[:80]!r}")
+        return record
+
+    def content(self, image_id: str) -> bytes:
+        """The original bytes of the image; ImageNotFound otherwise."""
+        return self._blobs.read(self.get(image_id).sha256)
+
+    def query(self, query: ImageQuery) -> ImagePage:
+        """One page of records matching the filters, in the query's sort order."""
+        where, params = _filters(query)
+        column = _SORT_COLUMNS[query.sort_field]
+        direction = "DESC" if query.descending else "ASC"
+        after = query.after()
+        if after is not None:
+            where.append(f"({column}, id) {'<' if query.descending else '>'} (?, ?)")
+            params.extend([_sql_value(after), after.id])
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        sql = (
+            f"SELECT {_COLUMNS} FROM images {clause} "
+            f"ORDER BY {column} {direction}, id {direction} LIMIT ?"
+        )
+        rows = self._connection().execute(sql, [*params, query.limit + 1]).fetchall()
+        items: list[ImagePublic] = [_record(row) for row in rows[: query.limit]]
+        next_cursor = encode_cursor(query.sort, items[-1]) if len(rows) > query.limit else None
+        return ImagePage(items=items, next_cursor=next_cursor)
+
+    def delete(self, image_id: str) -> None:
+        """Remove the record and its original; ImageNotFound otherwise."""
+        with self._write() as connection:
+            row = connection.execute(
+                "DELETE FROM images WHERE id = ? RETURNING sha256", (image_id,)
+            ).fetchone()
+            if row is None:
+                raise ImageNotFound(f"no image has the id {image_id[:80]!r}")
+            # Inside the transaction, so a concurrent add of the same bytes waits for us.
+            self._blobs.delete(row["sha256"])
+
+    def stats(self) -> CatalogStats:
+        """Counts by format and orientation, and the width and height ranges."""
+        connection = self._connection()
+        connection.execute("BEGIN")  # one snapshot for all three reads
+        try:
+            totals = connection.execute(
+                "SELECT count(*) AS count, min(width) AS min_width, max(width) AS max_width, "
+                "min(height) AS min_height, max(height) AS max_height FROM images"
+            ).fetchone()
+            formats = dict.fromkeys(FORMATS, 0)
+            for row in connection.execute("SELECT format, count(*) FROM images GROUP BY format"):
+                formats[row[0]] = row[1]
+            orientations = dict.fromkeys(ORIENTATIONS, 0)
+            for row in connection.execute(
+                "SELECT orientation, count(*) FROM images GROUP BY orientation"
+            ):
+                orientations[row[0]] = row[1]
+        finally:
+            connection.execute("COMMIT")
+        return CatalogStats(formats=formats, orientations=orientations, **dict(totals))
+
+    def close(self) -> None:
+        """Close every thread's connection."""
+        with self._lock:
+            connections, self._connections = self._connections, []
+            self._local = threading.local()
+        for connection in connections:
+            connection.close()
+
+
+def _filters(query: ImageQuery) -> tuple[list[str], list[Any]]:
+    where: list[str] = []
+    params: list[Any] = []
+    bounds = (
+        ("width", ">=", query.min_width),
+        ("width", "<=", query.max_width),
+        ("height", ">=", query.min_height),
+        ("height", "<=", query.max_height),
+        ("pixels", ">=", query.min_pixels),
+        ("pixels", "<=", query.max_pixels),
+    )
+    for column, operator, value in bounds:
+        if value is not None:
+            where.append(f"{column} {operator} ?")
+            params.append(value)
+    if query.format:
+        where.append(f"format IN ({', '.join('?' for _ in query.format)})")
+        params.extend(query.format)
+    if query.orientation is not None:
+        where.append("orientation = ?")
+        params.append(query.orientation)
+    if query.name is not None:
+        # instr() on casefolded text: a literal, Unicode-aware substring match (no LIKE wildcards).
+        where.append("instr(casefold(name), ?) > 0")
+        params.append(query.name.casefold())
+    return where, params
+
+
+def _sql_value(position: CursorPosition) -> int | str:
+    if isinstance(position.value, datetime):
+        return _to_micros(position.value)
+    return position.value

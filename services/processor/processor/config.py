@@ -1,0 +1,26 @@
+"""Processor settings, read from the environment with the ``PROCESSOR_`` prefix."""
+
+import os
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Limits and defaults of the processor service."""
+
+    model_config = SettingsConfigDict(env_prefix="PROCESSOR_")
+
+    max_body_bytes: int = Field(default=50_000_000, ge=1)
+    max_pixels: int = Field(default=50_000_000, ge=1)
+    max_jobs: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1)
+    queue_timeout_s: float = Field(default=5.0, ge=0)
+    default_quality: int = Field(default=90, ge=1, le=100)
+    max_steps: int = Field(default=20, ge=1)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Return the process-wide settings, read once."""
+    return Settings()

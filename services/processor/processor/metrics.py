@@ -1,0 +1,44 @@
+"""A few Prometheus metrics, rendered in the text exposition format."""
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+PREFIX = "darkroom_processor"
+
+
+@dataclass
+class Metrics:
+    """Request counts, jobs in flight and job durations of one process."""
+
+    requests: Counter[tuple[str, int]] = field(default_factory=Counter)
+    jobs_in_flight: int = 0
+    job_seconds_sum: float = 0.0
+    job_seconds_count: int = 0
+
+    def observe_request(self, route: str, status: int) -> None:
+        """Count one finished request."""
+        self.requests[(route, status)] += 1
+
+    def observe_job(self, seconds: float) -> None:
+        """Record the duration of one finished job."""
+        self.job_seconds_sum += seconds
+        self.job_seconds_count += 1
+
+    def render(self) -> str:
+        """Return the metrics in the Prometheus text format."""
+        lines = [
+            f"# HELP {PREFIX}_requests_total HTTP requests by route template and status.",
+            f"# TYPE {PREFIX}_requests_total counter",
+        ]
+        for (route, status), count in sorted(self.requests.items()):
+            lines.append(f'{PREFIX}_requests_total{{route="{route}",status="{status}"}} {count}')
+        lines += [
+            f"# HELP {PREFIX}_jobs_in_flight Image jobs running now.",
+            f"# TYPE {PREFIX}_jobs_in_flight gauge",
+            f"{PREFIX}_jobs_in_flight {self.jobs_in_flight}",
+            f"# HELP {PREFIX}_job_seconds Time spent decoding, processing and encoding.",
+            f"# TYPE {PREFIX}_job_seconds summary",
+            f"{PREFIX}_job_seconds_sum {self.job_seconds_sum}",
+            f"{PREFIX}_job_seconds_count {self.job_seconds_count}",
+        ]
+        return "\n".join(lines) + "\n"

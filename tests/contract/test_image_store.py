@@ -1,0 +1,314 @@
+"""The ImageStore contract: every backend must pass this suite unchanged.
+
+Backends are the `backend` fixture's params; the Mongo store adds "mongomock" (and
+"mongodb" when MONGO_URL is set) with its own way to count stored originals.
+"""
+
+import io
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from pydantic import ValidationError
+
+from catalog.blobs import BlobStore
+from catalog.errors import ImageNotFound
+from catalog.metadata import read_metadata
+from catalog.models import ImageMeta, ImagePublic, ImageQuery, SortKey, decode_cursor
+from catalog.store import ImageStore, open_store
+
+LIMIT = 50_000_000
+
+
+@dataclass
+class Backend:
+    store: ImageStore
+    count_blobs: Callable[[], int]
+
+
+@pytest.fixture(params=["sqlite"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    if request.param == "sqlite":
+        blobs = tmp_path / "blobs"
+        store = open_store(f"sqlite:///{tmp_path / 'catalog.db'}", blobs)
+        yield Backend(store, BlobStore(blobs).count)
+        store.close()
+    else:  # pragma: no cover - new backends add their branch here
+        raise AssertionError(request.param)
+
+
+@pytest.fixture
+def store(backend: Backend) -> ImageStore:
+    return backend.store
+
+
+def image_bytes(width: int, height: int, *, format: str = "PNG", seed: int = 0) -> bytes:
+    """A small image whose content (hence sha256) differs by seed."""
+    image = Image.new("RGB", (width, height), (seed % 256, seed // 256 % 256, 7))
+    buffer = io.BytesIO()
+    image.save(buffer, format=format)
+    return buffer.getvalue()
+
+
+def add(store: ImageStore, name: str, data: bytes) -> ImagePublic:
+    record, created = store.add(read_metadata(data, max_pixels=LIMIT), name, data)
+    assert created
+    return record
+
+
+# name: (width, height, format); ties on width, height and pixels on purpose.
+FIXTURE_IMAGES = {
+    "Alpha.png": (10, 20, "PNG"),
+    "beta.png": (10, 30, "PNG"),
+    "gamma.jpg": (20, 10, "JPEG"),
+    "delta.gif": (30, 30, "GIF"),
+    "epsilon.png": (20, 20, "PNG"),
+    "zeta 100%_off.webp": (40, 10, "WEBP"),
+    "eta.bmp": (20, 10, "BMP"),
+}
+
+
+@pytest.fixture
+def populated(store: ImageStore) -> dict[str, ImagePublic]:
+    return {
+        name: add(store, name, image_bytes(w, h, format=fmt, seed=i))
+        for i, (name, (w, h, fmt)) in enumerate(FIXTURE_IMAGES.items())
+    }
+
+
+def names(page_items: list[ImagePublic]) -> set[str]:
+    return {item.name for item in page_items}
+
+
+def everything(store: ImageStore, **filters: object) -> list[ImagePublic]:
+    return store.query(ImageQuery.model_validate({"limit": 200, **filters})).items
+
+
+def test_add_new_then_duplicate(store: ImageStore) -> None:
+    data = image_bytes(64, 48)
+    meta = read_metadata(data, max_pixels=LIMIT)
+    first, created = store.add(meta, "first.png", data)
+    assert created
+    assert (first.id, first.sha256, first.name) == (meta.sha256[:20], meta.sha256, "first.png")
+    assert (first.width, first.height, first.pixels, first.aspect) == (64, 48, 3072, 1.3333)
+    assert (first.format, first.mode, first.orientation) == ("png", "RGB", "landscape")
+    assert (first.bytes, first.exif_orientation) == (len(data), 1)
+    again, created_again = store.add(meta, "second-name.png", data)
+    assert not created_again
+    assert again == first
+    assert len(everything(store)) == 1
+
+
+def test_get_returns_the_stored_record(store: ImageStore) -> None:
+    record = add(store, "a.png", image_bytes(5, 6))
+    assert store.get(record.id) == record
+    with pytest.raises(ImageNotFound):
+        store.get("0" * 20)
+    with pytest.raises(ImageNotFound):
+        store.get("../../etc/passwd")
+
+
+def test_content_round_trip(store: ImageStore) -> None:
+    data = image_bytes(33, 17, format="JPEG")
+    record = add(store, "a.jpg", data)
+    assert store.content(record.id) == data
+    with pytest.raises(ImageNotFound):
+        store.content("f" * 20)
+
+
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        ({}, set(FIXTURE_IMAGES)),
+        ({"min_width": 20}, {"gamma.jpg", "delta.gif", "epsilon.png", "zeta 100%_off.webp",
+                             "eta.bmp"}),
+        ({"max_width": 10}, {"Alpha.png", "beta.png"}),
+        ({"min_width": 20, "max_width": 20}, {"gamma.jpg", "epsilon.png", "eta.bmp"}),
+        ({"min_height": 30}, {"beta.png", "delta.gif"}),
+        ({"max_height": 10}, {"gamma.jpg", "zeta 100%_off.webp", "eta.bmp"}),
+        ({"min_height": 20, "max_height": 20}, {"Alpha.png", "epsilon.png"}),
+        ({"min_pixels": 400}, {"zeta 100%_off.webp", "delta.gif", "epsilon.png"}),
+        ({"max_pixels": 200}, {"Alpha.png", "gamma.jpg", "eta.bmp"}),
+        ({"format": ["png"]}, {"Alpha.png", "beta.png", "epsilon.png"}),
+        ({"format": ["gif", "bmp"]}, {"delta.gif", "eta.bmp"}),
+        ({"format": ["tiff"]}, set()),
+        ({"orientation": "portrait"}, {"Alpha.png", "beta.png"}),
+        ({"orientation": "square"}, {"delta.gif", "epsilon.png"}),
+        ({"orientation": "landscape"}, {"gamma.jpg", "zeta 100%_off.webp", "eta.bmp"}),
+        ({"name": "ALPHA"}, {"Alpha.png"}),
+        ({"name": "ta"}, {"beta.png", "delta.gif", "zeta 100%_off.webp", "eta.bmp"}),
+        ({"name": "%"}, {"zeta 100%_off.webp"}),
+        ({"name": "_"}, {"zeta 100%_off.webp"}),
+        ({"name": "a.p"}, {"Alpha.png", "beta.png"}),
+        ({"name": "nothing"}, set()),
+        ({"min_width": 20, "orientation": "landscape", "format": ["jpeg", "webp"]},
+         {"gamma.jpg", "zeta 100%_off.webp"}),
+    ],
+)  # fmt: skip
+def test_filters(
+    store: ImageStore,
+    populated: dict[str, ImagePublic],
+    filters: dict[str, object],
+    expected: set[str],
+) -> None:
+    assert names(everything(store, **filters)) == expected
+
+
+def test_name_filter_folds_unicode_case(store: ImageStore) -> None:
+    add(store, "ÉTÉ.png", image_bytes(3, 3))
+    assert names(everything(store, name="été")) == {"ÉTÉ.png"}
+
+
+def sort_value(record: ImagePublic, field: str) -> object:
+    return getattr(record, field)
+
+
+@pytest.mark.parametrize("field", ["width", "height", "pixels", "created", "name"])
+@pytest.mark.parametrize("descending", [False, True])
+def test_sort_breaks_ties_by_id(
+    store: ImageStore, populated: dict[str, ImagePublic], field: str, descending: bool
+) -> None:
+    sort = f"-{field}" if descending else field
+    got = everything(store, sort=sort)
+    records = list(populated.values())
+    expected = sorted(records, key=lambda r: (sort_value(r, field), r.id), reverse=descending)
+    assert [r.id for r in got] == [r.id for r in expected]
+
+
+def test_width_sort_exact_order(store: ImageStore, populated: dict[str, ImagePublic]) -> None:
+    got = [(r.width, r.name) for r in everything(store, sort="width")]
+    assert [w for w, _ in got] == [10, 10, 20, 20, 20, 30, 40]
+    ids = [r.id for r in everything(store, sort="width")]
+    assert ids[:2] == sorted([populated["Alpha.png"].id, populated["beta.png"].id])
+
+
+def test_default_sort_is_newest_first(store: ImageStore) -> None:
+    first = add(store, "first.png", image_bytes(4, 4, seed=1))
+    second = add(store, "second.png", image_bytes(4, 4, seed=2))
+    assert first.created <= second.created
+    expected = sorted([first, second], key=lambda r: (r.created, r.id), reverse=True)
+    assert [r.id for r in everything(store)] == [r.id for r in expected]
+
+
+@pytest.mark.parametrize("sort", ["width", "-width", "height", "-pixels", "name", "-created"])
+@pytest.mark.parametrize("limit", [1, 2, 3, 7])
+def test_cursor_paging_walks_every_record_once(
+    store: ImageStore, populated: dict[str, ImagePublic], sort: SortKey, limit: int
+) -> None:
+    walked: list[str] = []
+    cursor: str | None = None
+    pages = 0
+    while True:
+        page = store.query(ImageQuery(sort=sort, limit=limit, cursor=cursor))
+        walked.extend(item.id for item in page.items)
+        pages += 1
+        assert len(page.items) <= limit
+        if page.next_cursor is None:
+            break
+        decode_cursor(page.next_cursor, sort)  # the cursor names its own sort
+        cursor = page.next_cursor
+    assert walked == [r.id for r in everything(store, sort=sort)]
+    assert len(walked) == len(set(walked)) == len(FIXTURE_IMAGES)
+    assert pages == -(-len(FIXTURE_IMAGES) // limit)
+
+
+def test_paging_respects_filters(store: ImageStore, populated: dict[str, ImagePublic]) -> None:
+    first = store.query(ImageQuery(min_width=20, sort="width", limit=3))
+    assert [r.width for r in first.items] == [20, 20, 20]
+    assert first.next_cursor is not None
+    second = store.query(ImageQuery(min_width=20, sort="width", limit=3, cursor=first.next_cursor))
+    assert [r.width for r in second.items] == [30, 40]
+    assert second.next_cursor is None
+
+
+def test_cursor_of_another_sort_is_rejected(
+    store: ImageStore, populated: dict[str, ImagePublic]
+) -> None:
+    page = store.query(ImageQuery(sort="width", limit=2))
+    assert page.next_cursor is not None
+    with pytest.raises(ValidationError, match="cursor"):
+        ImageQuery(sort="-width", cursor=page.next_cursor)
+
+
+def test_empty_store_page(store: ImageStore) -> None:
+    page = store.query(ImageQuery())
+    assert (page.items, page.next_cursor) == ([], None)
+
+
+def test_delete_removes_record_and_blob(backend: Backend) -> None:
+    store = backend.store
+    keep = add(store, "keep.png", image_bytes(8, 8, seed=1))
+    gone = add(store, "gone.png", image_bytes(8, 8, seed=2))
+    assert backend.count_blobs() == 2
+    store.delete(gone.id)
+    assert backend.count_blobs() == 1
+    with pytest.raises(ImageNotFound):
+        store.get(gone.id)
+    with pytest.raises(ImageNotFound):
+        store.content(gone.id)
+    with pytest.raises(ImageNotFound):
+        store.delete(gone.id)
+    assert [r.id for r in everything(store)] == [keep.id]
+    assert store.content(keep.id) == image_bytes(8, 8, seed=1)
+
+
+def test_re_add_after_delete(backend: Backend) -> None:
+    data = image_bytes(9, 9)
+    record = add(backend.store, "a.png", data)
+    backend.store.delete(record.id)
+    again = add(backend.store, "a.png", data)
+    assert again.id == record.id
+    assert backend.store.content(again.id) == data
+    assert backend.count_blobs() == 1
+
+
+def test_stats(store: ImageStore, populated: dict[str, ImagePublic]) -> None:
+    stats = store.stats()
+    assert stats.count == 7
+    assert stats.formats == {"jpeg": 1, "png": 3, "webp": 1, "gif": 1, "tiff": 0, "bmp": 1}
+    assert stats.orientations == {"landscape": 3, "portrait": 2, "square": 2}
+    assert (stats.min_width, stats.max_width) == (10, 40)
+    assert (stats.min_height, stats.max_height) == (10, 30)
+
+
+def test_stats_of_empty_store(store: ImageStore) -> None:
+    stats = store.stats()
+    assert stats.count == 0
+    assert set(stats.formats.values()) == {0}
+    assert (stats.min_width, stats.max_width, stats.min_height, stats.max_height) == (
+        None, None, None, None,
+    )  # fmt: skip
+
+
+def test_concurrent_adds_of_the_same_bytes(backend: Backend) -> None:
+    data = image_bytes(120, 80, seed=42)
+    meta: ImageMeta = read_metadata(data, max_pixels=LIMIT)
+    barrier = threading.Barrier(8)
+    results: list[tuple[str, bool]] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def upload(n: int) -> None:
+        try:
+            barrier.wait()
+            record, created = backend.store.add(meta, f"copy-{n}.png", data)
+            with lock:
+                results.append((record.id, created))
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=upload, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(results) == 8
+    assert {record_id for record_id, _ in results} == {meta.sha256[:20]}
+    assert sum(created for _, created in results) == 1
+    assert len(everything(backend.store)) == 1
+    assert backend.count_blobs() == 1
+    assert backend.store.content(meta.sha256[:20]) == data

@@ -1,0 +1,231 @@
+"""HTTP API through TestClient, with real sample photos."""
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from processor.codec import decode
+from processor.config import Settings, get_settings
+from processor.main import create_app
+from tests.processor.test_codec import bomb_png
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+ROCKET = (SAMPLES / "rocket.jpg").read_bytes()
+MAX = 50_000_000
+
+
+def make_client(**overrides: object) -> tuple[FastAPI, TestClient]:
+    app = create_app()
+    settings = Settings.model_validate(overrides)
+    app.dependency_overrides[get_settings] = lambda: settings
+    return app, TestClient(app)
+
+
+@pytest.fixture
+def client() -> Iterator[TestClient]:
+    _, test_client = make_client()
+    with test_client:
+        yield test_client
+
+
+def assert_error(response: object, status: int, code: str, *fragments: str) -> str:
+    from httpx import Response
+
+    assert isinstance(response, Response)
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}
+    assert body["error"]["code"] == code
+    message: str = body["error"]["message"]
+    for fragment in fragments:
+        assert fragment in message
+    return message
+
+
+def test_healthz(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok", "service": "processor"}
+
+
+def test_operations_lists_every_operation_with_schema(client: TestClient) -> None:
+    response = client.get("/v1/operations")
+    assert response.status_code == 200
+    ops = {op["name"]: op for op in response.json()}
+    assert set(ops) == {
+        "gradient_x",
+        "gradient_y",
+        "grayscale",
+        "low_pass",
+        "resize",
+        "rotate",
+        "square_crop",
+    }
+    rotate = ops["rotate"]
+    assert rotate["summary"] == "Rotate about the centre, counter-clockwise for positive degrees."
+    assert rotate["output"] == "photo"
+    degrees = rotate["params"]["properties"]["degrees"]
+    assert (degrees["minimum"], degrees["maximum"], degrees["default"]) == (-360, 360, 90)
+    assert degrees["description"]
+    assert rotate["params"]["additionalProperties"] is False
+    assert ops["gradient_x"]["output"] == "graphic"
+    assert ops["gradient_x"]["params"]["properties"]["mode"]["enum"] == ["signed", "abs"]
+    assert ops["low_pass"]["params"]["properties"]["sigma"]["exclusiveMinimum"] == 0
+    assert ops["grayscale"]["params"]["properties"] == {}
+
+
+def test_rotate_rocket_90_png_equals_rot90(client: TestClient) -> None:
+    response = client.post(
+        "/v1/process",
+        params={"ops": "rotate:degrees=90", "format": "png"},
+        content=ROCKET,
+        headers={"Content-Type": "image/jpeg"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "image/png"
+    assert response.headers["x-image-width"] == "427"
+    assert response.headers["x-image-height"] == "640"
+    assert response.headers["x-image-format"] == "png"
+    assert response.headers["x-pipeline"] == "rotate:degrees=90,expand=true"
+    out = decode(response.content, max_pixels=MAX).pixels
+    original = decode(ROCKET, max_pixels=MAX).pixels
+    assert np.array_equal(out, np.rot90(original))
+
+
+def test_default_output_format_follows_input_or_png_for_graphics(client: TestClient) -> None:
+    same = client.post("/v1/process", params={"ops": "grayscale"}, content=ROCKET)
+    assert same.status_code == 200
+    assert same.headers["content-type"] == "image/jpeg"
+    assert Image.open(io.BytesIO(same.content)).mode == "L"
+    graphic = client.post("/v1/process", params={"ops": "gradient_x"}, content=ROCKET)
+    assert graphic.headers["content-type"] == "image/png"
+    assert graphic.headers["x-pipeline"] == "gradient_x:mode=signed"
+    tiff = io.BytesIO()
+    Image.new("RGB", (5, 3)).save(tiff, "TIFF")
+    identity = client.post("/v1/process", content=tiff.getvalue())
+    assert identity.status_code == 200
+    assert identity.headers["content-type"] == "image/png"
+    assert identity.headers["x-pipeline"] == ""
+    webp = client.post("/v1/process", params={"format": "webp", "quality": 50}, content=ROCKET)
+    assert webp.headers["content-type"] == "image/webp"
+    assert webp.content[8:12] == b"WEBP"
+
+
+def test_quality_changes_jpeg_size(client: TestClient) -> None:
+    low = client.post("/v1/process", params={"format": "jpeg", "quality": 10}, content=ROCKET)
+    high = client.post("/v1/process", params={"format": "jpeg", "quality": 95}, content=ROCKET)
+    assert len(low.content) < len(high.content)
+
+
+@pytest.mark.parametrize(
+    ("params", "status", "code", "fragment"),
+    [
+        ({"ops": "grayscale||rotate"}, 400, "invalid_pipeline", "step 2 is empty"),
+        ({"ops": "rotate:degrees"}, 400, "invalid_pipeline", "step 1"),
+        ({"ops": "sepia"}, 404, "unknown_operation", "'sepia'"),
+        ({"ops": "rotate:degrees=1000"}, 422, "invalid_parameter", "rotate.degrees"),
+        ({"ops": "rotate:degrees=nan"}, 422, "invalid_parameter", "rotate.degrees"),
+        ({"format": "gif"}, 422, "invalid_parameter", "format: Input should be"),
+        ({"quality": 0}, 422, "invalid_parameter", "quality: Input should be greater"),
+        ({"quality": "high"}, 422, "invalid_parameter", "quality"),
+    ],
+)
+def test_bad_query_is_rejected_before_the_body(
+    client: TestClient, params: dict[str, object], status: int, code: str, fragment: str
+) -> None:
+    # The body is not an image: the query error must win.
+    response = client.post("/v1/process", params=params, content=b"not an image")
+    assert_error(response, status, code, fragment)
+
+
+def test_degrees_out_of_range_names_the_range(client: TestClient) -> None:
+    response = client.post("/v1/process", params={"ops": "rotate:degrees=1000"}, content=ROCKET)
+    assert_error(
+        response,
+        422,
+        "invalid_parameter",
+        "rotate.degrees: Input should be less than or equal to 360",
+    )
+
+
+def test_text_body_is_415(client: TestClient) -> None:
+    response = client.post("/v1/process", content=b"hello", headers={"Content-Type": "text/plain"})
+    assert_error(response, 415, "unreadable_image", "not an image")
+    assert_error(client.post("/v1/process", content=b""), 415, "unreadable_image", "empty body")
+    truncated = client.post("/v1/process", content=ROCKET[: len(ROCKET) // 2])
+    assert_error(truncated, 415, "unreadable_image", "truncated")
+
+
+def test_body_over_the_limit_is_413() -> None:
+    _, client = make_client(max_body_bytes=1000)
+    with client:
+        response = client.post("/v1/process", content=ROCKET)
+        assert_error(response, 413, "body_too_large", "1000")
+        # Streamed without Content-Length, so the limit is enforced while reading.
+        chunks = iter([ROCKET[:600], ROCKET[600:1200], ROCKET[1200:]])
+        streamed = client.post("/v1/process", content=chunks)
+        assert_error(streamed, 413, "body_too_large")
+        assert_error(client.post("/v1/info", content=ROCKET), 413, "body_too_large")
+
+
+def test_bomb_is_413_without_decoding(client: TestClient) -> None:
+    response = client.post("/v1/process", content=bomb_png())
+    assert_error(response, 413, "image_too_large", "100000x100000")
+
+
+def test_pipeline_output_over_max_pixels_is_413() -> None:
+    _, client = make_client(max_pixels=300_000)
+    with client:
+        response = client.post("/v1/process", params={"ops": "rotate:degrees=45"}, content=ROCKET)
+        assert_error(response, 413, "image_too_large", "rotate")
+
+
+def test_too_many_steps_is_400() -> None:
+    _, client = make_client(max_steps=2)
+    with client:
+        response = client.post("/v1/process", params={"ops": "grayscale|grayscale|grayscale"})
+        assert_error(response, 400, "invalid_pipeline", "at most 2")
+
+
+def test_info_describes_a_sample(client: TestClient) -> None:
+    response = client.post("/v1/info", content=(SAMPLES / "grace_hopper.jpg").read_bytes())
+    assert response.status_code == 200
+    assert response.json() == {
+        "format": "jpeg",
+        "width": 512,
+        "height": 600,
+        "mode": "RGB",
+        "bytes": 61306,
+        "exif_orientation": 1,
+    }
+    assert_error(client.post("/v1/info", content=b"plain text"), 415, "unreadable_image")
+    assert client.post("/v1/info", content=bomb_png()).json()["width"] == 100_000
+
+
+def test_busy_job_slots_give_429_with_retry_after() -> None:
+    app, client = make_client(max_jobs=1, queue_timeout_s=0.05)
+    with client:
+        portal = client.portal
+        assert portal is not None
+        portal.call(app.state.jobs.acquire)  # the only slot is now busy
+        try:
+            response = client.post("/v1/process", content=ROCKET)
+            assert_error(response, 429, "overloaded", "job slots")
+            assert response.headers["retry-after"] == "1"
+        finally:
+            portal.call(app.state.jobs.release)
+        assert client.post("/v1/process", content=ROCKET).status_code == 200
+
+
+def test_metrics_count_requests_and_jobs(client: TestClient) -> None:
+    client.post("/v1/process", params={"ops": "grayscale"}, content=ROCKET)
+    client.post("/v1/process", params={"ops": "sepia"}, content=ROCKET)
+    text = client.get("/metrics").text
+    assert 'darkroom_processor_requests_total{route="/v1/process",status="200"} 1' in text
+    assert 'darkroom_processor_requests_total{route="/v1/process",status="404"} 1' in text
+    assert "darkroom_processor_jobs_in_flight 0" in text
+    assert "darkroom_processor_job_seconds_count 1" in text

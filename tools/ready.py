@@ -1,17 +1,18 @@
-"""Wait until the three services answer their health checks, then keep watching them.
+"""Wait until the three services answer their health checks, print the URL, then wait.
 
 `make run` starts this beside the services (Procfile). honcho stops every process when one
-exits, so a service that never comes up ends the whole run with a message saying which.
+exits, so this one stays up once all is well, and a service that never comes up ends the
+whole run with a message saying which.
 """
 
 import os
+import signal
 import sys
 import time
 
 import httpx
 
 STARTUP_TIMEOUT_S = 60.0
-WATCH_INTERVAL_S = 5.0
 
 
 def services() -> dict[str, str]:
@@ -34,7 +35,7 @@ def healthy(client: httpx.Client, url: str) -> bool:
 
 
 def main() -> int:
-    """Wait for every service, print the gateway URL, then report changes in health."""
+    """Wait for every service, print the gateway URL, then wait for honcho to stop us."""
     urls = services()
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     with httpx.Client(timeout=2.0) as client:
@@ -49,15 +50,8 @@ def main() -> int:
         gateway = urls["gateway"].removesuffix("/healthz")
         print(f"Darkroom is running: open {gateway}/  (Ctrl-C stops all three services)")
         sys.stdout.flush()
-        up = dict.fromkeys(urls, True)
-        while True:
-            time.sleep(WATCH_INTERVAL_S)
-            for name, url in urls.items():
-                now = healthy(client, url)
-                if now != up[name]:
-                    print(f"{name} is {'answering again' if now else 'not answering'}")
-                    sys.stdout.flush()
-                    up[name] = now
+    signal.pause()
+    return 0
 
 
 if __name__ == "__main__":

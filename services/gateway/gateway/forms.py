@@ -30,9 +30,23 @@ class FormField:
         """HTML step attribute: whole numbers for integers, anything for floats."""
         return "1" if self.kind == "integer" else "any"
 
+    @property
+    def default_text(self) -> str:
+        """The default as the form shows it: empty when there is none, true/false for flags."""
+        if self.default is None:
+            return ""
+        if isinstance(self.default, bool):
+            return "true" if self.default else "false"
+        return str(self.default)
+
     def input_name(self, operation: str) -> str:
         """The form field name, unique across operations."""
         return f"p.{operation}.{self.name}"
+
+
+def prefilled(fields: list[FormField], given: Mapping[str, str]) -> dict[str, str]:
+    """Each field's value to show: the given one, else its default."""
+    return {field.name: given.get(field.name, field.default_text) for field in fields}
 
 
 def form_fields(operation: OperationInfo) -> list[FormField]:
@@ -88,3 +102,10 @@ def build_step(operation: OperationInfo, values: Mapping[str, str]) -> str:
 def split_pipeline(ops: str) -> list[str]:
     """Split a pipeline string into its steps for display."""
     return [step.strip() for step in ops.split("|") if step.strip()]
+
+
+def step_values(step: str) -> tuple[str, dict[str, str]]:
+    """Split one step into its operation name and its parameter values, to prefill the form."""
+    name, _, arguments = step.partition(":")
+    pairs = (pair.partition("=") for pair in arguments.split(",") if pair.strip())
+    return name.strip(), {key.strip(): value.strip() for key, _, value in pairs}

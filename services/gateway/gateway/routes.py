@@ -11,10 +11,10 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, BeforeValidator, Field
 
 from gateway.cache import OperationsCache, ResultCache
-from gateway.clients import CatalogClient, ImageRecord, ProcessorClient, Rendered
+from gateway.clients import CatalogClient, ImagePage, ImageRecord, ProcessorClient, Rendered
 from gateway.config import Settings, get_settings
 from gateway.errors import BackendRejected, InvalidInput
-from gateway.forms import build_step, form_fields, split_pipeline
+from gateway.forms import build_step, form_fields, prefilled, split_pipeline, step_values
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 router = APIRouter()
@@ -170,7 +170,12 @@ async def gallery(
     params = [*query.filters(), ("limit", str(settings.page_size))]
     if query.cursor:
         params.append(("cursor", query.cursor))
-    page = await catalog.list_images(params)
+    error: BackendRejected | None = None
+    try:
+        page = await catalog.list_images(params)
+    except BackendRejected as exc:
+        # A query the catalog refuses (min above max, say) is shown above the form that made it.
+        page, error = ImagePage(items=[]), exc
     next_url = None
     if page.next_cursor:
         next_url = "/?" + urlencode([*query.filters(), ("cursor", page.next_cursor)])
@@ -183,7 +188,9 @@ async def gallery(
             "images": page.items,
             "next_url": next_url,
             "first_url": "/?" + urlencode(query.filters()) if query.cursor else None,
+            "error": error,
         },
+        status_code=error.status if error else 200,
     )
 
 
@@ -224,14 +231,21 @@ async def image_page(
         except BackendRejected as exc:
             error = exc
     steps = split_pipeline(ops)
-    selected = steps[-1].split(":", 1)[0] if steps else "rotate"
+    # The form starts from the last step, so adjusting a parameter is one edit away.
+    selected, values = step_values(steps[-1]) if steps else ("rotate", {})
+    if selected not in by_name:
+        selected, values = operations[0].name, {}
     return templates.TemplateResponse(
         request,
         "image.html",
         {
             "image": record,
-            "operations": [(operation, form_fields(operation)) for operation in operations],
-            "selected": selected if selected in by_name else operations[0].name,
+            "operations": [
+                (operation, fields, prefilled(fields, values if operation.name == selected else {}))
+                for operation in operations
+                for fields in [form_fields(operation)]
+            ],
+            "selected": selected,
             "ops": ops,
             "steps": steps,
             "format": format,

@@ -57,14 +57,26 @@ def test_operations_lists_every_operation_with_schema(client: TestClient) -> Non
     assert response.status_code == 200
     ops = {op["name"]: op for op in response.json()}
     assert set(ops) == {
+        "brightness",
+        "contrast",
+        "crop",
+        "edges",
+        "equalize",
+        "flip",
         "gradient_x",
         "gradient_y",
         "grayscale",
+        "invert",
         "low_pass",
+        "median",
         "resize",
         "rotate",
+        "sharpen",
         "square_crop",
+        "threshold",
     }
+    for op in ops.values():
+        assert op["summary"] and "\n" not in op["summary"]
     rotate = ops["rotate"]
     assert rotate["summary"] == "Rotate about the centre, counter-clockwise for positive degrees."
     assert rotate["output"] == "photo"
@@ -74,7 +86,11 @@ def test_operations_lists_every_operation_with_schema(client: TestClient) -> Non
     assert rotate["params"]["additionalProperties"] is False
     assert ops["gradient_x"]["output"] == "graphic"
     assert ops["gradient_x"]["params"]["properties"]["mode"]["enum"] == ["signed", "abs"]
-    assert ops["low_pass"]["params"]["properties"]["sigma"]["exclusiveMinimum"] == 0
+    sigma = ops["low_pass"]["params"]["properties"]["sigma"]["anyOf"][0]
+    assert sigma["exclusiveMinimum"] == 0
+    # fill: a choice of named colours for forms; hex is accepted by the API too.
+    fill = ops["rotate"]["params"]["properties"]["fill"]["anyOf"]
+    assert fill[0]["enum"] == ["transparent", "black", "white"]
     assert ops["grayscale"]["params"]["properties"] == {}
 
 
@@ -90,7 +106,10 @@ def test_rotate_rocket_90_png_equals_rot90(client: TestClient) -> None:
     assert response.headers["x-image-width"] == "427"
     assert response.headers["x-image-height"] == "640"
     assert response.headers["x-image-format"] == "png"
-    assert response.headers["x-pipeline"] == "rotate:degrees=90,expand=true"
+    assert (
+        response.headers["x-pipeline"]
+        == "rotate:degrees=90,expand=true,fill=transparent,interpolation=bilinear"
+    )
     out = decode(response.content, max_pixels=MAX).pixels
     original = decode(ROCKET, max_pixels=MAX).pixels
     assert np.array_equal(out, np.rot90(original))

@@ -35,7 +35,8 @@ def squeeze(colour: np.ndarray) -> np.ndarray:
 
 def to_u8(values: np.ndarray) -> np.ndarray:
     """Round half to even and saturate to uint8."""
-    return np.clip(np.rint(values), 0, 255).astype(np.uint8)
+    out: np.ndarray = np.clip(np.rint(values), 0, 255).astype(np.uint8)
+    return out
 
 
 def half_up(values: np.ndarray) -> np.ndarray:
@@ -48,7 +49,8 @@ def luma(colour: np.ndarray) -> np.ndarray:
     colour = squeeze(colour)
     if colour.ndim == 2:
         return colour.astype(np.float64)
-    return colour.astype(np.float64) @ BT601
+    weighted: np.ndarray = colour.astype(np.float64) @ BT601
+    return weighted
 
 
 def grayscale(image: np.ndarray) -> np.ndarray:
@@ -86,7 +88,8 @@ def equalize_grey(grey: np.ndarray) -> np.ndarray:
         return grey.copy()
     table = to_u8(255 * (cdf - hist[lowest]) / (grey.size - hist[lowest]))
     table[:lowest] = 0
-    return table[grey]
+    mapped: np.ndarray = table[grey]
+    return mapped
 
 
 def equalize(image: np.ndarray) -> np.ndarray:
@@ -117,7 +120,7 @@ def _per_channel(image: np.ndarray, func: object) -> np.ndarray:
 
 def opencv_radius(sigma: float) -> int:
     """Half the kernel size OpenCV picks for uint8 with ksize=(0, 0): round(6 sigma + 1) | 1."""
-    return (int(round(sigma * 3 * 2 + 1)) | 1) // 2
+    return (round(sigma * 3 * 2 + 1) | 1) // 2
 
 
 def gaussian(image: np.ndarray, sigma: float) -> np.ndarray:
@@ -259,7 +262,7 @@ def _linear_weights(source: int, target: int) -> np.ndarray:
     weights = np.zeros((target, source))
     for i in range(target):
         x = min(max((i + 0.5) * source / target - 0.5, 0), source - 1)
-        left = min(int(math.floor(x)), source - 1)
+        left = min(math.floor(x), source - 1)
         frac = x - left
         weights[i, left] += 1 - frac
         if frac:

@@ -57,14 +57,26 @@ def test_operations_lists_every_operation_with_schema(client: TestClient) -> Non
     assert response.status_code == 200
     ops = {op["name"]: op for op in response.json()}
     assert set(ops) == {
+        "brightness",
+        "contrast",
+        "crop",
+        "edges",
+        "equalize",
+        "flip",
         "gradient_x",
         "gradient_y",
         "grayscale",
+        "invert",
         "low_pass",
+        "median",
         "resize",
         "rotate",
+        "sharpen",
         "square_crop",
+        "threshold",
     }
+    for op in ops.values():
+        assert op["summary"] and "\n" not in op["summary"]
     rotate = ops["rotate"]
     assert rotate["summary"] == "Rotate about the centre, counter-clockwise for positive degrees."
     assert rotate["output"] == "photo"
@@ -74,7 +86,11 @@ def test_operations_lists_every_operation_with_schema(client: TestClient) -> Non
     assert rotate["params"]["additionalProperties"] is False
     assert ops["gradient_x"]["output"] == "graphic"
     assert ops["gradient_x"]["params"]["properties"]["mode"]["enum"] == ["signed", "abs"]
-    assert ops["low_pass"]["params"]["properties"]["sigma"]["exclusiveMinimum"] == 0
+    sigma = ops["low_pass"]["params"]["properties"]["sigma"]["anyOf"][0]
+    assert sigma["exclusiveMinimum"] == 0
+    # fill: a choice of named colours for forms; hex is accepted by the API too.
+    fill = ops["rotate"]["params"]["properties"]["fill"]["anyOf"]
+    assert fill[0]["enum"] == ["transparent", "black", "white"]
     assert ops["grayscale"]["params"]["properties"] == {}
 
 
@@ -90,7 +106,10 @@ def test_rotate_rocket_90_png_equals_rot90(client: TestClient) -> None:
     assert response.headers["x-image-width"] == "427"
     assert response.headers["x-image-height"] == "640"
     assert response.headers["x-image-format"] == "png"
-    assert response.headers["x-pipeline"] == "rotate:degrees=90,expand=true"
+    assert (
+        response.headers["x-pipeline"]
+        == "rotate:degrees=90,expand=true,fill=transparent,interpolation=bilinear"
+    )
     out = decode(response.content, max_pixels=MAX).pixels
     original = decode(ROCKET, max_pixels=MAX).pixels
     assert np.array_equal(out, np.rot90(original))
@@ -229,3 +248,63 @@ def test_metrics_count_requests_and_jobs(client: TestClient) -> None:
     assert 'darkroom_processor_requests_total{route="/v1/process",status="404"} 1' in text
     assert "darkroom_processor_jobs_in_flight 0" in text
     assert "darkroom_processor_job_seconds_count 1" in text
+
+
+@pytest.mark.parametrize(
+    ("ops", "status", "fragment"),
+    [
+        ("low_pass:sigma=-1", 422, "low_pass.sigma"),
+        ("low_pass:sigma=1e308", 422, "low_pass.sigma"),
+        ("sharpen:amount=NaN", 422, "sharpen.amount"),
+        ("median:size=1000001", 422, "median.size"),
+        ("crop:x=0,y=0,width=641,height=10", 422, "crop.width: x + width = 641"),
+        ("crop:x=0,y=420,width=10,height=10", 422, "crop.height"),
+        ("resize:width=0", 422, "resize.width"),
+        ("rotate:degrees=1e400", 422, "rotate.degrees"),
+        ("flip:axis=", 422, "flip.axis"),
+        ("invert:x=1", 422, "invert.x"),
+        ("sepia|grayscale", 404, "'sepia'"),
+        ("grayscale:", 400, "expected key=value"),
+    ],
+)
+def test_hostile_parameters_are_named_errors(
+    client: TestClient, ops: str, status: int, fragment: str
+) -> None:
+    response = client.post("/v1/process", params={"ops": ops}, content=ROCKET)
+    code = {400: "invalid_pipeline", 404: "unknown_operation", 422: "invalid_parameter"}[status]
+    assert_error(response, status, code, fragment)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"\xff\xd8\xff",  # a JPEG signature and nothing else
+        b"\x89PNG\r\n\x1a\n" + b"\x00" * 40,  # a PNG signature with a broken header
+        b"GIF89a",
+        b"\x00" * 1000,
+        b"<svg xmlns='http://www.w3.org/2000/svg'/>",
+    ],
+)
+def test_non_images_and_stubs_are_415(client: TestClient, body: bytes) -> None:
+    assert_error(client.post("/v1/process", content=body), 415, "unreadable_image")
+
+
+def test_every_operation_runs_over_http_on_a_photo(client: TestClient) -> None:
+    for op in client.get("/v1/operations").json():
+        ops = {"resize": "resize:width=64", "crop": "crop:width=32,height=16"}.get(
+            op["name"], op["name"]
+        )
+        response = client.post("/v1/process", params={"ops": ops, "format": "png"}, content=ROCKET)
+        assert response.status_code == 200, (ops, response.text)
+        pixels = decode(response.content, max_pixels=MAX).pixels
+        expected = {"resize": (43, 64), "crop": (16, 32)}.get(op["name"])
+        if expected:
+            assert pixels.shape[:2] == expected
+
+
+def test_png_ignores_quality_and_jpeg_is_baseline(client: TestClient) -> None:
+    low = client.post("/v1/process", params={"format": "png", "quality": 1}, content=ROCKET)
+    high = client.post("/v1/process", params={"format": "png", "quality": 100}, content=ROCKET)
+    assert low.content == high.content
+    jpeg = client.post("/v1/process", params={"format": "jpeg"}, content=ROCKET)
+    assert not Image.open(io.BytesIO(jpeg.content)).info.get("progressive")

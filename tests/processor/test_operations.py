@@ -298,6 +298,6 @@ def test_resize_refuses_an_extreme_aspect_result() -> None:
 def test_operations_return_uint8() -> None:
     image = np.random.default_rng(4).integers(0, 256, (12, 17, 3), dtype=np.uint8)
     for op in all_operations():
-        defaults = {"width": 5} if op.name == "resize" else {}
+        defaults = {"resize": {"width": 5}, "crop": {"width": 5, "height": 4}}.get(op.name, {})
         out = op(image, params(op.params, **defaults))
         assert out.dtype == np.uint8, op.name

@@ -39,8 +39,13 @@ def _process(
     data: bytes, pipeline: Pipeline, fmt: str | None, quality: int, max_pixels: int
 ) -> tuple[bytes, str, int, int]:
     """Decode, run the pipeline and encode; CPU-bound, so it runs in a worker thread."""
-    decoded = decode(data, max_pixels=max_pixels)
-    pixels = run_pipeline(pipeline, decoded.pixels, max_pixels=max_pixels)
+    decoded = decode(data, max_pixels=max_pixels, size_hint=pipeline.size_hint)
+    pixels = run_pipeline(
+        pipeline,
+        decoded.pixels,
+        max_pixels=max_pixels,
+        source_size=decoded.size if decoded.reduced else None,
+    )
     if fmt is None:
         if pipeline.output == "graphic":
             fmt = "png"

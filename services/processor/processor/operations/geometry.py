@@ -1,16 +1,17 @@
-"""Geometric operations: crop, rotate, resize."""
+"""Geometric operations: crops, flips, rotation and resizing."""
 
 import math
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
 import cv2
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from processor.errors import InvalidParameter
 from processor.operations.registry import NoParams, Params, check_output_size, operation
 
 MAX_SIDE = 8192
+MAX_COORDINATE = 65_535
 
 
 @operation(NoParams)
@@ -28,6 +29,92 @@ def square_crop(image: np.ndarray, params: NoParams) -> np.ndarray:
     return image[top : top + side, left : left + side].copy()
 
 
+class CropParams(Params):
+    """Parameters of ``crop``."""
+
+    x: int = Field(default=0, ge=0, le=MAX_COORDINATE, description="Left edge, in pixels.")
+    y: int = Field(default=0, ge=0, le=MAX_COORDINATE, description="Top edge, in pixels.")
+    width: int = Field(ge=1, le=MAX_COORDINATE, description="Width of the region, in pixels.")
+    height: int = Field(ge=1, le=MAX_COORDINATE, description="Height of the region, in pixels.")
+
+
+@operation(CropParams)
+def crop(image: np.ndarray, params: CropParams) -> np.ndarray:
+    """Cut out the ``width`` x ``height`` region whose top-left corner is (``x``, ``y``).
+
+    The region must lie inside the image: one that does not is refused (422,
+    naming the field) rather than clamped, so a caller never receives silently
+    smaller output. Pixels are copied unchanged into a new contiguous array.
+    """
+    height, width = image.shape[:2]
+    if params.x + params.width > width:
+        raise InvalidParameter(
+            f"crop.width: x + width = {params.x + params.width} is beyond the image width {width}"
+        )
+    if params.y + params.height > height:
+        raise InvalidParameter(
+            f"crop.height: y + height = {params.y + params.height} "
+            f"is beyond the image height {height}"
+        )
+    region = image[params.y : params.y + params.height, params.x : params.x + params.width]
+    return region.copy()
+
+
+class FlipParams(Params):
+    """Parameters of ``flip``."""
+
+    axis: Literal["horizontal", "vertical", "both"] = Field(
+        default="horizontal",
+        description="horizontal mirrors left and right, vertical top and bottom, both turns 180°.",
+    )
+
+
+_FLIP_CODES = {"horizontal": 1, "vertical": 0, "both": -1}
+
+
+@operation(FlipParams)
+def flip(image: np.ndarray, params: FlipParams) -> np.ndarray:
+    """Mirror the image left-right (``horizontal``), top-bottom (``vertical``) or ``both``.
+
+    An exact copy with pixels reordered (``cv2.flip``); ``both`` equals a 180°
+    rotation. Alpha moves with its pixel.
+    """
+    out: np.ndarray = cv2.flip(image, _FLIP_CODES[params.axis])
+    return out
+
+
+NamedColour = Literal["transparent", "black", "white"]
+HexColour = Annotated[str, StringConstraints(pattern=r"^#?([0-9a-fA-F]{6}|[0-9a-fA-F]{8})$")]
+_NAMED_RGBA = {"transparent": (0, 0, 0, 0), "black": (0, 0, 0, 255), "white": (255, 255, 255, 255)}
+_INTERPOLATIONS = {
+    "nearest": cv2.INTER_NEAREST,
+    "bilinear": cv2.INTER_LINEAR,
+    "bicubic": cv2.INTER_CUBIC,
+}
+
+
+def fill_value(fill: str, channels: int) -> tuple[float, ...]:
+    """Return the border value of ``fill`` for an image with ``channels`` channels.
+
+    Grey images get the colour's BT.601 luma; images without alpha get its
+    colour only (so ``transparent`` is black there).
+    """
+    if fill in _NAMED_RGBA:
+        red, green, blue, alpha = _NAMED_RGBA[fill]
+    else:
+        digits = fill.removeprefix("#")
+        red, green, blue = (int(digits[i : i + 2], 16) for i in (0, 2, 4))
+        alpha = int(digits[6:8], 16) if len(digits) == 8 else 255
+    grey = float(round(0.299 * red + 0.587 * green + 0.114 * blue))
+    values: dict[int, tuple[float, ...]] = {
+        1: (grey,),
+        2: (grey, alpha),
+        3: (red, green, blue),
+        4: (red, green, blue, alpha),
+    }
+    return values[channels]
+
+
 class RotateParams(Params):
     """Parameters of ``rotate``."""
 
@@ -41,6 +128,22 @@ class RotateParams(Params):
         default=True,
         description="Grow the canvas to hold the whole rotated image; otherwise keep its size.",
     )
+    fill: NamedColour | HexColour = Field(
+        default="transparent",
+        description=(
+            "Colour of the uncovered corners: transparent, black, white or hex rrggbb[aa] "
+            "(a leading # is optional)."
+        ),
+    )
+    interpolation: Literal["nearest", "bilinear", "bicubic"] = Field(
+        default="bilinear", description="How pixels between source pixels are computed."
+    )
+
+    @field_validator("fill")
+    @classmethod
+    def _normalise_fill(cls, fill: str) -> str:
+        """Write hex colours one way (lower case, no #) so equal pipelines compare equal."""
+        return fill if fill in _NAMED_RGBA else fill.removeprefix("#").lower()
 
 
 def _rotated_size(width: int, height: int, radians: float) -> tuple[int, int]:
@@ -52,22 +155,36 @@ def _rotated_size(width: int, height: int, radians: float) -> tuple[int, int]:
     return max(1, new_width), max(1, new_height)
 
 
+_QUARTER_TURNS = {
+    1: cv2.ROTATE_90_COUNTERCLOCKWISE,
+    2: cv2.ROTATE_180,
+    3: cv2.ROTATE_90_CLOCKWISE,
+}
+
+
 @operation(RotateParams)
 def rotate(image: np.ndarray, params: RotateParams) -> np.ndarray:
     """Rotate about the centre, counter-clockwise for positive degrees.
 
-    Multiples of 90° are exact transposes (``np.rot90``) when ``expand`` is set
-    or the image is square. Other angles use bilinear interpolation
-    (``cv2.warpAffine``, ``INTER_LINEAR``, results rounded to nearest); pixels
-    coming from outside the source are 0, i.e. black, and transparent where the
-    image has alpha (``BORDER_CONSTANT``). With ``expand`` the canvas becomes
+    Multiples of 90° are exact transposes (``cv2.rotate``, equal to
+    ``np.rot90``) when ``expand`` is set or the image is square. Other angles
+    resample with ``interpolation`` (``cv2.warpAffine``: nearest, bilinear or
+    bicubic, fixed-point coordinates in 1/32 pixel, results rounded to nearest
+    and saturated). Pixels coming from outside the source take the ``fill``
+    colour (``BORDER_CONSTANT``; the default ``transparent`` is black on images
+    without alpha, grey images get the colour's luma), and pixels on the
+    boundary blend the image with it. With ``expand`` the canvas becomes
     ``ceil(w|cos| + h|sin|)`` x ``ceil(w|sin| + h|cos|)`` with the image centred;
     without it the canvas keeps the input size and the corners are cut off.
     """
     height, width = image.shape[:2]
     quarter_turns, remainder = divmod(params.degrees, 90)
     if remainder == 0 and (params.expand or width == height):
-        return np.ascontiguousarray(np.rot90(image, int(quarter_turns) % 4))
+        turns = int(quarter_turns) % 4
+        if turns == 0:
+            return image.copy()
+        turned: np.ndarray = cv2.rotate(image, _QUARTER_TURNS[turns])
+        return turned
     radians = math.radians(params.degrees)
     new_width, new_height = (
         _rotated_size(width, height, radians) if params.expand else (width, height)
@@ -77,14 +194,16 @@ def rotate(image: np.ndarray, params: RotateParams) -> np.ndarray:
     matrix = cv2.getRotationMatrix2D(((width - 1) / 2, (height - 1) / 2), params.degrees, 1.0)
     matrix[0, 2] += (new_width - width) / 2
     matrix[1, 2] += (new_height - height) / 2
-    return cv2.warpAffine(
+    channels = 1 if image.ndim == 2 else image.shape[2]
+    out: np.ndarray = cv2.warpAffine(
         image,
         matrix,
         (new_width, new_height),
-        flags=cv2.INTER_LINEAR,
+        flags=_INTERPOLATIONS[params.interpolation],
         borderMode=cv2.BORDER_CONSTANT,
-        borderValue=(0, 0, 0, 0),
+        borderValue=fill_value(params.fill, channels),
     )
+    return out
 
 
 class ResizeParams(Params):
@@ -134,6 +253,11 @@ def _target_size(width: int, height: int, params: ResizeParams) -> tuple[int, in
     return min(new_width, params.width), min(new_height, params.height)
 
 
+def resize_target(width: int, height: int, params: ResizeParams) -> tuple[int, int]:
+    """Return the size ``resize`` samples a ``width`` x ``height`` image to, before any crop."""
+    return _target_size(width, height, params)
+
+
 @operation(ResizeParams)
 def resize(image: np.ndarray, params: ResizeParams) -> np.ndarray:
     """Resize to ``width`` and/or ``height``; the aspect ratio is kept unless both are given.
@@ -146,6 +270,16 @@ def resize(image: np.ndarray, params: ResizeParams) -> np.ndarray:
     OpenCV rounds to nearest and replicates edge pixels at the border.
     """
     height, width = image.shape[:2]
+    return resize_from(image, params, source=(width, height))
+
+
+def resize_from(image: np.ndarray, params: ResizeParams, *, source: tuple[int, int]) -> np.ndarray:
+    """Resize ``image`` as ``resize`` would resize a ``source``-sized original.
+
+    Used when the decoder already shrank the image (JPEG draft mode): the output
+    size is computed from the original's size, so it is the same either way.
+    """
+    width, height = source
     new_width, new_height = _target_size(width, height, params)
     if new_width > MAX_SIDE or new_height > MAX_SIDE:
         # Only possible with one side given and an extreme aspect ratio.
@@ -155,8 +289,9 @@ def resize(image: np.ndarray, params: ResizeParams) -> np.ndarray:
             f"over {MAX_SIDE} pixels on a side"
         )
     check_output_size("resize", new_width, new_height)
-    shrinking = new_width <= width and new_height <= height
-    out = cv2.resize(
+    in_height, in_width = image.shape[:2]
+    shrinking = new_width <= in_width and new_height <= in_height
+    out: np.ndarray = cv2.resize(
         image,
         (new_width, new_height),
         interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR,

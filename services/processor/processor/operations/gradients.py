@@ -1,4 +1,4 @@
-"""Image gradients (Sobel)."""
+"""Image gradients (Sobel) and the edge map built from them."""
 
 from typing import Literal
 
@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 from pydantic import Field
 
-from processor.operations.registry import Params, operation
+from processor.operations.color import has_alpha
+from processor.operations.registry import NoParams, Params, operation
 
 
 class GradientParams(Params):
@@ -20,24 +21,39 @@ class GradientParams(Params):
     )
 
 
-def _sobel(image: np.ndarray, dx: int, dy: int, mode: str) -> np.ndarray:
-    """Apply a 3x3 Sobel derivative to the colour channels and map it to uint8."""
-    has_alpha = image.ndim == 3 and image.shape[2] in (2, 4)
-    colour = image[:, :, :-1] if has_alpha else image
+def _colour(image: np.ndarray) -> np.ndarray:
+    """Return the colour channels of ``image`` (all of them unless it has alpha)."""
+    return np.ascontiguousarray(image[:, :, :-1]) if has_alpha(image) else image
+
+
+def _sobel(colour: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    """Return the 3x3 Sobel derivative as int16 (|g| <= 4 * 255 = 1020), edges replicated."""
     grad: np.ndarray = cv2.Sobel(
-        np.ascontiguousarray(colour), cv2.CV_16S, dx, dy, ksize=3, borderType=cv2.BORDER_REPLICATE
+        colour, cv2.CV_16S, dx, dy, ksize=3, borderType=cv2.BORDER_REPLICATE
     )
-    # |grad| <= 4 * 255 = 1020, so every intermediate below fits in int16 exactly.
-    if mode == "signed":
-        mapped = np.right_shift(grad + 1028, 3)  # floor((g + 1028) / 8): 128 + g/8 half up
-    else:
-        mapped = np.right_shift(np.abs(grad) + 2, 2)  # |g| / 4 rounded half up
-    out: np.ndarray = np.clip(mapped, 0, 255).astype(np.uint8)
-    if not has_alpha:
+    return grad
+
+
+def _keep_alpha(out: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """Append the alpha channel of ``image`` to ``out``, if it has one."""
+    if not has_alpha(image):
         return out
     channels = [out] if out.ndim == 2 else list(cv2.split(out))
     merged: np.ndarray = cv2.merge([*channels, image[:, :, -1]])
     return merged
+
+
+def _gradient(image: np.ndarray, dx: int, dy: int, mode: str) -> np.ndarray:
+    """Map a Sobel derivative of the colour channels to uint8 and keep alpha."""
+    grad = _sobel(_colour(image), dx, dy)
+    # convertScaleAbs rounds half to even; shifting by just under half a level turns
+    # that into the documented floor((g + 1028) / 8) and floor((|g| + 2) / 4) exactly,
+    # since g / 8 and |g| / 4 never land within 1/16 of a tie after the shift.
+    if mode == "signed":
+        out: np.ndarray = cv2.convertScaleAbs(grad, alpha=1 / 8, beta=128.5 - 7 / 16)
+    else:
+        out = cv2.convertScaleAbs(np.abs(grad), alpha=1 / 4, beta=0.5 - 3 / 8)
+    return _keep_alpha(out, image)
 
 
 @operation(GradientParams, output="graphic")
@@ -51,7 +67,7 @@ def gradient_x(image: np.ndarray, params: GradientParams) -> np.ndarray:
     pixel (``BORDER_REPLICATE``), so the outermost columns see half the slope.
     Alpha is passed through unchanged.
     """
-    return _sobel(image, 1, 0, params.mode)
+    return _gradient(image, 1, 0, params.mode)
 
 
 @operation(GradientParams, output="graphic")
@@ -64,4 +80,24 @@ def gradient_y(image: np.ndarray, params: GradientParams) -> np.ndarray:
     0..255. Borders repeat the edge pixel (``BORDER_REPLICATE``). Alpha is passed
     through unchanged.
     """
-    return _sobel(image, 0, 1, params.mode)
+    return _gradient(image, 0, 1, params.mode)
+
+
+@operation(NoParams, output="graphic")
+def edges(image: np.ndarray, params: NoParams) -> np.ndarray:
+    """Edge strength: the Sobel gradient magnitude, per colour channel.
+
+    With gx and gy the 3x3 Sobel derivatives (as ``gradient_x`` and
+    ``gradient_y``, borders ``BORDER_REPLICATE``), each colour sample becomes
+    ``clip(round(sqrt(gx² + gy²) / 4), 0, 255)`` — the Euclidean magnitude on the
+    scale of ``gradient_x``'s abs mode, so a ramp of k levels per pixel gives 2k;
+    it is computed in float32 (``cv2.magnitude``) and rounded half to even.
+    Flat areas are black. Run ``grayscale`` first for a single-channel edge map.
+    Alpha is passed through unchanged.
+    """
+    colour = _colour(image)
+    gx = _sobel(colour, 1, 0).astype(np.float32)
+    gy = _sobel(colour, 0, 1).astype(np.float32)
+    magnitude = cv2.magnitude(gx.reshape(gx.shape[0], -1), gy.reshape(gy.shape[0], -1))
+    out: np.ndarray = cv2.convertScaleAbs(magnitude, alpha=1 / 4).reshape(colour.shape)
+    return _keep_alpha(out, image)

@@ -1,0 +1,102 @@
+"""JPEG draft mode: a pipeline that starts by shrinking decodes at a reduced scale."""
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from processor.codec import decode
+from processor.pipeline import parse_pipeline, run_pipeline
+from processor.routes import _process
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+RETINA = (SAMPLES / "retina.jpg").read_bytes()  # 1411 x 1411
+MAX = 50_000_000
+
+
+def full_then_resize(data: bytes, ops: str) -> np.ndarray:
+    pipeline = parse_pipeline(ops, max_steps=5)
+    return run_pipeline(pipeline, decode(data, max_pixels=MAX).pixels, max_pixels=MAX)
+
+
+def drafted(data: bytes, ops: str) -> tuple[np.ndarray, tuple[int, int]]:
+    pipeline = parse_pipeline(ops, max_steps=5)
+    decoded = decode(data, max_pixels=MAX, size_hint=pipeline.size_hint)
+    decoded_size = decoded.pixels.shape[1::-1]
+    out = run_pipeline(
+        pipeline,
+        decoded.pixels,
+        max_pixels=MAX,
+        source_size=decoded.size if decoded.reduced else None,
+    )
+    return out, (int(decoded_size[0]), int(decoded_size[1]))
+
+
+# A reduced decode is ceil(1411 / scale) wide: its last pixel stands for a partial
+# block, which stretches the picture by up to a reduced pixel toward the far edge
+# (0.35 output pixels at 1/8 here), so the 99th percentile grows on fine detail.
+@pytest.mark.parametrize(
+    ("ops", "decoded", "p99"),
+    [
+        ("resize:width=320,height=320,fit=contain", (353, 353), 8),  # the gateway's thumbnail
+        ("resize:width=700", (706, 706), 8),  # just over half: 1/2
+        ("resize:width=100|grayscale", (177, 177), 40),  # 1/8
+        ("resize:width=200,height=100,fit=cover", (353, 353), 8),
+    ],
+)
+def test_draft_decodes_smaller_and_matches_a_full_decode(
+    ops: str, decoded: tuple[int, int], p99: int
+) -> None:
+    out, decoded_size = drafted(RETINA, ops)
+    assert decoded_size == decoded
+    reference = full_then_resize(RETINA, ops)
+    assert out.shape == reference.shape
+    difference = np.abs(out.astype(int) - reference.astype(int))
+    # libjpeg's scaled IDCT vs full decode + area average: same picture, small differences.
+    assert difference.mean() < 1.6
+    assert np.percentile(difference, 99) <= p99
+
+
+@pytest.mark.parametrize(
+    "ops", ["", "grayscale|resize:width=100", "resize:width=1411", "resize:width=2000", "rotate"]
+)
+def test_no_draft_unless_the_pipeline_starts_by_shrinking(ops: str) -> None:
+    pipeline = parse_pipeline(ops, max_steps=5)
+    assert pipeline.size_hint(1411, 1411) is None
+    assert not decode(RETINA, max_pixels=MAX, size_hint=pipeline.size_hint).reduced
+
+
+def test_size_hint_is_the_resize_target() -> None:
+    assert parse_pipeline("resize:width=960", max_steps=5).size_hint(1920, 1080) == (960, 540)
+    cover = parse_pipeline("resize:width=100,height=100,fit=cover", max_steps=5)
+    assert cover.size_hint(400, 200) == (200, 100)
+
+
+def test_png_ignores_the_hint() -> None:
+    data = (SAMPLES / "astronaut.png").read_bytes()
+    hint = parse_pipeline("resize:width=64", max_steps=5).size_hint
+    decoded = decode(data, max_pixels=MAX, size_hint=hint)
+    assert not decoded.reduced
+    assert decoded.size == (512, 512)
+
+
+def test_draft_respects_exif_orientation() -> None:
+    stored = np.zeros((400, 800, 3), np.uint8)
+    stored[:, :400] = 255  # left half white on disk
+    exif = Image.Exif()
+    exif[0x0112] = 6  # turn 90 clockwise to view: upright it is 400 wide, 800 high
+    buffer = io.BytesIO()
+    Image.fromarray(stored).save(buffer, "JPEG", quality=95, exif=exif.tobytes())
+    out, decoded_size = drafted(buffer.getvalue(), "resize:width=100")
+    assert decoded_size == (100, 200)
+    assert out.shape == (200, 100, 3)
+    assert out[:90].mean() > 240 and out[110:].mean() < 15
+
+
+def test_the_route_job_uses_draft_and_gives_the_exact_size() -> None:
+    pipeline = parse_pipeline("resize:width=333", max_steps=5)
+    output, fmt, width, height = _process(RETINA, pipeline, None, 90, MAX)
+    assert (fmt, width, height) == ("jpeg", 333, 333)
+    assert Image.open(io.BytesIO(output)).size == (333, 333)

@@ -98,8 +98,10 @@ def test_image_page_prefills_the_form_from_the_last_step(
     assert response.status_code == 200
     assert response.context["selected"] == "rotate"
     values = {operation.name: shown for operation, _, shown in response.context["operations"]}
-    assert values["rotate"] == {"degrees": "30", "expand": "false"}
-    assert values["low_pass"]["sigma"] == "2.0"
+    assert values["rotate"]["degrees"] == "30"
+    assert values["rotate"]["expand"] == "false"
+    assert values["rotate"]["interpolation"] == "bilinear"  # not in the step: its default
+    assert values["gradient_x"]["mode"] == "signed"
 
 
 def test_image_page_shows_metadata_and_forms_built_from_the_registry(

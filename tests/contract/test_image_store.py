@@ -1,15 +1,19 @@
 """The ImageStore contract: every backend must pass this suite unchanged.
 
-Backends are the `backend` fixture's params; the Mongo store adds "mongomock" (and
-"mongodb" when MONGO_URL is set) with its own way to count stored originals.
+Backends are the `backend` fixture's params: SQLite, the Mongo store over mongomock, and
+the Mongo store over a real server when MONGO_URL is set (a fresh database per test,
+dropped afterwards). Each backend brings its own way to count stored originals.
 """
 
 import io
+import os
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pymongo
 import pytest
 from PIL import Image
 from pydantic import ValidationError
@@ -19,8 +23,11 @@ from catalog.errors import ImageNotFound
 from catalog.metadata import read_metadata
 from catalog.models import ImageMeta, ImagePublic, ImageQuery, SortKey, decode_cursor
 from catalog.store import ImageStore, open_store
+from catalog.store.mongo import MongoImageStore
+from tests.contract.mongomock_store import mongomock_store
 
 LIMIT = 50_000_000
+MONGO_URL = os.environ.get("MONGO_URL", "")
 
 
 @dataclass
@@ -29,15 +36,30 @@ class Backend:
     count_blobs: Callable[[], int]
 
 
-@pytest.fixture(params=["sqlite"])
+BACKENDS = ["sqlite", "mongomock", "mongodb"]
+
+
+@pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     if request.param == "sqlite":
         blobs = tmp_path / "blobs"
         store = open_store(f"sqlite:///{tmp_path / 'catalog.db'}", blobs)
         yield Backend(store, BlobStore(blobs).count)
         store.close()
-    else:  # pragma: no cover - new backends add their branch here
-        raise AssertionError(request.param)
+        return
+    if request.param == "mongomock":
+        mongo, client = mongomock_store()
+    else:
+        if not MONGO_URL:
+            pytest.skip("MONGO_URL is not set: no MongoDB server to run the store suite against")
+        client = pymongo.MongoClient(MONGO_URL, serverSelectionTimeoutMS=5000, tz_aware=True)
+        mongo = MongoImageStore(client, f"darkroom_test_{uuid.uuid4().hex[:12]}")
+    files = client[mongo.database_name]["fs.files"]
+    try:
+        yield Backend(mongo, lambda: files.count_documents({}))
+    finally:
+        mongo.drop()
+        mongo.close()
 
 
 @pytest.fixture

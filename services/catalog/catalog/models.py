@@ -96,8 +96,13 @@ class ImageRecord(ImagePublic):
             orientation=orientation_of(meta.width, meta.height),
             bytes=meta.bytes,
             exif_orientation=meta.exif_orientation,
-            created=created or datetime.now(UTC),
+            created=to_millis(created or datetime.now(UTC)),
         )
+
+
+def to_millis(moment: datetime) -> datetime:
+    """The moment truncated to whole milliseconds, the precision every store keeps (BSON dates)."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 @dataclass(frozen=True, slots=True)

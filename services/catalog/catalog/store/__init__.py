@@ -42,7 +42,11 @@ class ImageStore(Protocol):
 
 
 def open_store(url: str, blobs: Path) -> ImageStore:
-    """Open the store named by the URL; blobs is where file-backed stores keep originals."""
+    """Open the store named by the URL; blobs is where file-backed stores keep originals.
+
+    sqlite:///relative.db, sqlite:////absolute.db, or mongodb://host:port/database (the
+    database defaults to "darkroom"; originals then live in its GridFS, not under blobs).
+    """
     scheme, separator, rest = url.partition("://")
     if scheme == "sqlite" and separator:
         from catalog.store.sqlite import SqliteImageStore
@@ -52,7 +56,15 @@ def open_store(url: str, blobs: Path) -> ImageStore:
         # sqlite:///data/x.db is relative to the working directory; sqlite:////abs/x.db absolute.
         return SqliteImageStore(Path(rest[1:]), BlobStore(blobs))
     if scheme in ("mongodb", "mongodb+srv") and separator:
-        raise ValueError("the mongodb:// store is not available yet; use sqlite:///path.db")
+        try:
+            from catalog.store.mongo import MongoImageStore
+        except ImportError:
+            raise ValueError(
+                "the mongodb:// store needs pymongo: pip install 'darkroom-catalog[mongo]'"
+            ) from None
+        return MongoImageStore.from_url(url)
     # Never echo the URL: it may carry credentials.
     shown = scheme if separator else "(none)"
-    raise ValueError(f"unknown store URL scheme {shown!r}; expected sqlite:///path.db")
+    raise ValueError(
+        f"unknown store URL scheme {shown!r}; expected sqlite:///path.db or mongodb://host/db"
+    )

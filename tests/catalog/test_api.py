@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from catalog.config import Settings, get_settings
 from catalog.main import create_app
+from tests.contract.mongomock_store import mongomock_store
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 SAMPLE_NAMES = sorted(p.name for p in SAMPLES.iterdir() if p.suffix in (".png", ".jpg"))
@@ -27,15 +28,17 @@ SIZES = {
 MakeClient = Callable[..., TestClient]
 
 
-@pytest.fixture
-def make_client(tmp_path: Path) -> Iterator[MakeClient]:
+@pytest.fixture(params=["sqlite", "mongomock"])
+def make_client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MakeClient]:
+    """Clients of the app on each store: the API must not change with the backend."""
     clients: list[TestClient] = []
+    mongo = mongomock_store()[0] if request.param == "mongomock" else None
 
     def make(**overrides: Any) -> TestClient:
         settings = Settings(
             store=f"sqlite:///{tmp_path / 'catalog.db'}", blobs=tmp_path / "blobs", **overrides
         )
-        app = create_app()
+        app = create_app(store=mongo)
         app.dependency_overrides[get_settings] = lambda: settings
         client = TestClient(app)
         client.__enter__()

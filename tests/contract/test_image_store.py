@@ -5,10 +5,12 @@ the Mongo store over a real server when MONGO_URL is set (a fresh database per t
 dropped afterwards). Each backend brings its own way to count stored originals.
 """
 
+import hashlib
 import io
 import os
 import threading
 import uuid
+from datetime import UTC, datetime, timedelta
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +23,14 @@ from pydantic import ValidationError
 from catalog.blobs import BlobStore
 from catalog.errors import ImageNotFound
 from catalog.metadata import read_metadata
-from catalog.models import ImageMeta, ImagePublic, ImageQuery, SortKey, decode_cursor
+from catalog.models import (
+    ImageMeta,
+    ImagePublic,
+    ImageQuery,
+    ImageRecord,
+    SortKey,
+    decode_cursor,
+)
 from catalog.store import ImageStore, open_store
 from catalog.store.mongo import MongoImageStore
 from tests.contract.mongomock_store import mongomock_store
@@ -334,3 +343,68 @@ def test_concurrent_adds_of_the_same_bytes(backend: Backend) -> None:
     assert len(everything(backend.store)) == 1
     assert backend.count_blobs() == 1
     assert backend.store.content(meta.sha256[:20]) == data
+
+
+def test_name_filter_folds_like_casefold(store: ImageStore) -> None:
+    add(store, "Straße.png", image_bytes(3, 3, seed=1))
+    add(store, "a+b (1).png", image_bytes(3, 3, seed=2))
+    assert names(everything(store, name="STRASSE")) == {"Straße.png"}
+    assert names(everything(store, name="+B (")) == {"a+b (1).png"}
+    assert names(everything(store, name=".*")) == set()
+
+
+def test_name_sort_is_binary_order(store: ImageStore) -> None:
+    for seed, name in enumerate(["b.png", "B.png", "a.png", "É.png", "_.png", "Z.png"]):
+        add(store, name, image_bytes(3, 3, seed=seed))
+    assert [r.name for r in everything(store, sort="name")] == [
+        "B.png", "Z.png", "_.png", "a.png", "b.png", "É.png",
+    ]  # fmt: skip
+
+
+def test_created_survives_the_round_trip(store: ImageStore) -> None:
+    record = add(store, "a.png", image_bytes(3, 3))
+    assert record.created.microsecond % 1000 == 0  # milliseconds, what every store keeps
+    assert store.get(record.id).created == record.created
+    assert everything(store, sort="created")[0].created == record.created
+
+
+def bulk_records(count: int) -> list[ImageRecord]:
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    return [
+        ImageRecord.from_meta(
+            ImageMeta(hashlib.sha256(b"%d" % n).hexdigest(), "jpeg" if n % 3 else "png", "RGB", 100 + n % 7, 100, 1, 10),
+            name=f"bulk-{n}.jpg",
+            created=start + timedelta(seconds=n),
+        )
+        for n in range(count)
+    ]
+
+
+def test_add_records_bulk_loads_metadata_and_counts(backend: Backend) -> None:
+    store = backend.store
+    assert store.add_records(bulk_records(30)) == 30
+    assert backend.count_blobs() == 0
+    stats = store.stats()
+    assert stats.count == 30
+    assert (stats.formats["jpeg"], stats.formats["png"]) == (20, 10)
+    assert stats.orientations == {"landscape": 25, "portrait": 0, "square": 5}
+    assert (stats.min_width, stats.max_width) == (100, 106)
+    widest = everything(store, sort="-width", limit=5)
+    assert [r.width for r in widest] == [106] * 4 + [105]
+    store.delete(widest[0].id)
+    assert store.stats().count == 29
+    assert store.stats().formats["jpeg"] + store.stats().formats["png"] == 29
+
+
+def test_failed_insert_leaves_no_orphan_original(backend: Backend) -> None:
+    data = image_bytes(6, 6, seed=3)
+    meta = read_metadata(data, max_pixels=LIMIT)
+    # Another image's record already holds this id (a 20-hex-digit prefix collision),
+    # so the insert must fail after the original was written.
+    squatter = bulk_records(1)[0].model_copy(update={"id": meta.sha256[:20]})
+    backend.store.add_records([squatter])
+    with pytest.raises(Exception):  # noqa: B017 - each backend raises its own error
+        backend.store.add(meta, "new.png", data)
+    assert backend.count_blobs() == 0
+    assert backend.store.get(squatter.id).sha256 == squatter.sha256
+    assert len(everything(backend.store)) == 1

@@ -210,25 +210,17 @@ class SqliteImageStore:
 
     def query(self, query: ImageQuery) -> ImagePage:
         """One page of records matching the filters, in the query's sort order."""
-        where, params = _filters(query)
-        column = _SORT_COLUMNS[query.sort_field]
-        direction = "DESC" if query.descending else "ASC"
-        after = query.after()
-        if after is not None:
-            where.append(f"({column}, id) {'<' if query.descending else '>'} (?, ?)")
-            params.extend([_sql_value(after), after.id])
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
-        # Always walk the sort's own index: a page then costs its limit plus the rows the
-        # filters skip, never a sort of every row in a range (the planner's choice for a
-        # two-sided range on another column, which grows with the catalog).
-        sql = (
-            f"SELECT {_COLUMNS} FROM images INDEXED BY images_{column} {clause} "
-            f"ORDER BY {column} {direction}, id {direction} LIMIT ?"
-        )
-        rows = self._connection().execute(sql, [*params, query.limit + 1]).fetchall()
+        sql, params = _page_sql(query)
+        rows = self._connection().execute(sql, params).fetchall()
         items: list[ImagePublic] = [_record(row) for row in rows[: query.limit]]
         next_cursor = encode_cursor(query.sort, items[-1]) if len(rows) > query.limit else None
         return ImagePage(items=items, next_cursor=next_cursor)
+
+    def explain(self, query: ImageQuery) -> list[str]:
+        """SQLite's plan for this page, one line per step (EXPLAIN QUERY PLAN)."""
+        sql, params = _page_sql(query)
+        rows = self._connection().execute(f"EXPLAIN QUERY PLAN {sql}", params).fetchall()
+        return [row["detail"] for row in rows]
 
     def delete(self, image_id: str) -> None:
         """Remove the record and its original; ImageNotFound otherwise."""
@@ -282,6 +274,26 @@ class SqliteImageStore:
             self._local = threading.local()
         for connection in connections:
             connection.close()
+
+
+def _page_sql(query: ImageQuery) -> tuple[str, list[Any]]:
+    """The SELECT of one page (limit + 1 rows, to tell whether another page follows)."""
+    where, params = _filters(query)
+    column = _SORT_COLUMNS[query.sort_field]
+    direction = "DESC" if query.descending else "ASC"
+    after = query.after()
+    if after is not None:
+        where.append(f"({column}, id) {'<' if query.descending else '>'} (?, ?)")
+        params.extend([_sql_value(after), after.id])
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    # Always walk the sort's own index: a page then costs its limit plus the rows the
+    # filters skip, never a sort of every row in a range (the planner's choice for a
+    # two-sided range on another column, which grows with the catalog).
+    sql = (
+        f"SELECT {_COLUMNS} FROM images INDEXED BY images_{column} {clause} "
+        f"ORDER BY {column} {direction}, id {direction} LIMIT ?"
+    )
+    return sql, [*params, query.limit + 1]
 
 
 def _filters(query: ImageQuery) -> tuple[list[str], list[Any]]:

@@ -10,9 +10,9 @@ import io
 import os
 import threading
 import uuid
-from datetime import UTC, datetime, timedelta
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pymongo
@@ -372,7 +372,15 @@ def bulk_records(count: int) -> list[ImageRecord]:
     start = datetime(2024, 1, 1, tzinfo=UTC)
     return [
         ImageRecord.from_meta(
-            ImageMeta(hashlib.sha256(b"%d" % n).hexdigest(), "jpeg" if n % 3 else "png", "RGB", 100 + n % 7, 100, 1, 10),
+            ImageMeta(
+                sha256=hashlib.sha256(b"%d" % n).hexdigest(),
+                format="jpeg" if n % 3 else "png",
+                mode="RGB",
+                width=100 + n % 7,
+                height=100,
+                exif_orientation=1,
+                bytes=10,
+            ),
             name=f"bulk-{n}.jpg",
             created=start + timedelta(seconds=n),
         )

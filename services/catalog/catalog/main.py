@@ -12,7 +12,7 @@ from catalog.store import ImageStore, open_store
 
 
 def create_app(*, store: ImageStore | None = None) -> FastAPI:
-    """Build the catalog app; given a store, use it (the caller closes it) instead of CATALOG_STORE."""
+    """Build the catalog app on CATALOG_STORE, or on the given store (which the caller closes)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -207,7 +207,9 @@ class MongoImageStore:
         with self._available():
             # Index-only counts and first/last index keys: no scan of the collection.
             formats = {f: self._images.count_documents({"format": f}) for f in FORMATS}
-            orientations = {o: self._images.count_documents({"orientation": o}) for o in ORIENTATIONS}
+            orientations = {
+                o: self._images.count_documents({"orientation": o}) for o in ORIENTATIONS
+            }
             ranges = {
                 f"{end}_{field}": self._edge(field, ASCENDING if end == "min" else DESCENDING)
                 for field in ("width", "height")
@@ -279,6 +281,11 @@ def _filter(query: ImageQuery) -> Document:
         inclusive = "$lte" if query.descending else "$gte"
         clauses.append({field: {inclusive: after.value}})  # index bounds for the planner
         clauses.append(
-            {"$or": [{field: {beyond: after.value}}, {field: after.value, "_id": {beyond: after.id}}]}
+            {
+                "$or": [
+                    {field: {beyond: after.value}},
+                    {field: after.value, "_id": {beyond: after.id}},
+                ]
+            }
         )
     return {"$and": clauses} if clauses else {}

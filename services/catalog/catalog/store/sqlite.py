@@ -258,9 +258,7 @@ class SqliteImageStore:
 
     def add_records(self, records: Iterable[ImageRecord]) -> int:
         """Bulk-load metadata-only records in one transaction (benchmarks); no originals."""
-        rows = (
-            (*(getattr(r, c) for c in _FIELDS[:-1]), _to_micros(r.created)) for r in records
-        )
+        rows = ((*(getattr(r, c) for c in _FIELDS[:-1]), _to_micros(r.created)) for r in records)
         with self._write() as connection:
             cursor = connection.executemany(
                 f"INSERT INTO images ({_COLUMNS}) VALUES ({', '.join('?' * len(_FIELDS))})", rows

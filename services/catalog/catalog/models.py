@@ -209,9 +209,44 @@ class ImageQuery(BaseModel):
         """Whether the sort runs from the largest value down."""
         return self.sort.startswith("-")
 
+    def bounds(self) -> dict[str, tuple[int | None, int | None]]:
+        """The (min, max) of width, height and pixels, each tightened by pixels = width * height.
+
+        The result set is the same; the implied bounds let a store walk an index over a
+        range instead of skipping every row the explicit filters would reject.
+        """
+        w_lo, w_hi = self.min_width, self.max_width
+        h_lo, h_hi = self.min_height, self.max_height
+        p_lo, p_hi = self.min_pixels, self.max_pixels
+        return {
+            "width": (_higher(w_lo, _ceil_div(p_lo, h_hi)), _lower(w_hi, _floor_div(p_hi, h_lo))),
+            "height": (_higher(h_lo, _ceil_div(p_lo, w_hi)), _lower(h_hi, _floor_div(p_hi, w_lo))),
+            "pixels": (_higher(p_lo, _product(w_lo, h_lo)), _lower(p_hi, _product(w_hi, h_hi))),
+        }
+
     def after(self) -> CursorPosition | None:
         """The position this page starts after, decoded from the cursor."""
         return None if self.cursor is None else decode_cursor(self.cursor, self.sort)
+
+
+def _ceil_div(a: int | None, b: int | None) -> int | None:
+    return None if a is None or b is None else -(-a // b)
+
+
+def _floor_div(a: int | None, b: int | None) -> int | None:
+    return None if a is None or b is None else a // b
+
+
+def _product(a: int | None, b: int | None) -> int | None:
+    return None if a is None or b is None else a * b
+
+
+def _higher(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else max(a, b)
+
+
+def _lower(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else min(a, b)
 
 
 class ImagePage(BaseModel):

@@ -262,8 +262,7 @@ def _record(document: Document) -> ImageRecord:
 
 def _filter(query: ImageQuery) -> Document:
     clauses: list[Document] = []
-    for field in ("width", "height", "pixels"):
-        low, high = getattr(query, f"min_{field}"), getattr(query, f"max_{field}")
+    for field, (low, high) in query.bounds().items():
         bounds = {op: v for op, v in (("$gte", low), ("$lte", high)) if v is not None}
         if bounds:
             clauses.append({field: bounds})

@@ -11,6 +11,7 @@ from typing import Any
 import gridfs
 from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, IndexModel, MongoClient
+from pymongo.cursor import Cursor
 from pymongo.database import Database
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
 
@@ -36,15 +37,24 @@ _ADD_ATTEMPTS = 3
 
 Document = dict[str, Any]
 
-# Each sort walks its own (field, _id) index; width+height and height+width serve ranges on
-# one dimension filtered by the other; format and orientation make stats index counts.
+_FILTERED = ("width", "height", "pixels", "format", "orientation")
+
+
+def _sort_index(field: str) -> IndexModel:
+    """The index of one sort order: (field, _id), then every filtered field.
+
+    The filtered fields ride along so the index scan rejects rows without fetching their
+    documents, as SQLite's sort indexes do.
+    """
+    extra = [(f, ASCENDING) for f in _FILTERED if f != field]
+    return IndexModel([(field, ASCENDING), ("_id", ASCENDING), *extra], name=f"sort_{field}")
+
+
+# _id is the image id (unique by construction). width+height and height+width serve a
+# range on one dimension filtered by the other; format and orientation make stats counts.
 INDEXES = [
     IndexModel([("sha256", ASCENDING)], name="sha256_unique", unique=True),
-    IndexModel([("width", ASCENDING), ("_id", ASCENDING)], name="width_id"),
-    IndexModel([("height", ASCENDING), ("_id", ASCENDING)], name="height_id"),
-    IndexModel([("pixels", ASCENDING), ("_id", ASCENDING)], name="pixels_id"),
-    IndexModel([("created", ASCENDING), ("_id", ASCENDING)], name="created_id"),
-    IndexModel([("name", ASCENDING), ("_id", ASCENDING)], name="name_id"),
+    *(_sort_index(field) for field in ("width", "height", "pixels", "created", "name")),
     IndexModel([("width", ASCENDING), ("height", ASCENDING)], name="width_height"),
     IndexModel([("height", ASCENDING), ("width", ASCENDING)], name="height_width"),
     IndexModel([("format", ASCENDING)], name="format"),
@@ -177,17 +187,26 @@ class MongoImageStore:
     def query(self, query: ImageQuery) -> ImagePage:
         """One page of records matching the filters, in the query's sort order."""
         self._ensure_indexes()
-        field = query.sort_field
-        direction = DESCENDING if query.descending else ASCENDING
         with self._available():
-            documents = list(
-                self._images.find(_filter(query))
-                .sort([(field, direction), ("_id", direction)])
-                .limit(query.limit + 1)
-            )
+            documents = list(self._page_cursor(query))
         items: list[ImagePublic] = [_record(d) for d in documents[: query.limit]]
         next_cursor = encode_cursor(query.sort, items[-1]) if len(documents) > query.limit else None
         return ImagePage(items=items, next_cursor=next_cursor)
+
+    def explain(self, query: ImageQuery) -> Document:
+        """The server's plan for this page (pymongo Cursor.explain)."""
+        self._ensure_indexes()
+        with self._available():
+            return self._page_cursor(query).explain()
+
+    def _page_cursor(self, query: ImageQuery) -> Cursor[Document]:
+        """The page's documents in sort order, one extra to tell whether a next page exists."""
+        direction = DESCENDING if query.descending else ASCENDING
+        return (
+            self._images.find(_filter(query))
+            .sort([(query.sort_field, direction), ("_id", direction)])
+            .limit(query.limit + 1)
+        )
 
     def delete(self, image_id: str) -> None:
         """Remove the record and its original; ImageNotFound otherwise."""

@@ -203,6 +203,8 @@ def test_paging_with_next_cursor(client: TestClient, uploaded: dict[str, dict[st
         ({"cursor": "not-a-cursor"}, "cursor", "cursor: not a valid cursor"),
         ({"cursor": "W10"}, "cursor", "cursor: not a valid cursor"),
         ({"min_widht": 5}, "min_widht", "min_widht: Extra inputs are not permitted"),
+        ({"name": "a\x00b"}, "name", "name: must not contain control characters"),
+        ({"name": ""}, "name", "name: String should have at least 1 character"),
     ],
 )
 def test_bad_query_is_422_naming_the_field(

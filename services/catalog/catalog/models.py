@@ -25,6 +25,7 @@ SORT_KEYS: tuple[SortKey, ...] = get_args(SortKey)
 ID_LENGTH = 20
 ID_PATTERN = re.compile(rf"[0-9a-f]{{{ID_LENGTH}}}")
 MAX_FILTER = 10**9
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def image_id(sha256: str) -> str:
@@ -180,6 +181,15 @@ class ImageQuery(BaseModel):
     sort: SortKey = Field("-created", description="Sort field, '-' prefix for descending.")
     limit: int = Field(50, ge=1, le=200)
     cursor: str | None = Field(None, description="next_cursor of the previous page.")
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_printable(cls, name: str | None) -> str | None:
+        # Stored names never hold control characters (names.clean_name drops them), and
+        # MongoDB cannot carry a NUL in a pattern: refuse rather than match nothing.
+        if name is not None and CONTROL_CHARACTERS.search(name):
+            raise ValueError("must not contain control characters")
+        return name
 
     @field_validator("cursor")
     @classmethod

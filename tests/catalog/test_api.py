@@ -10,6 +10,8 @@ from fastapi.testclient import TestClient
 
 from catalog.config import Settings, get_settings
 from catalog.main import create_app
+from catalog.store.mongo import MongoImageStore
+from tests.contract.mongomock_store import mongomock_store
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 SAMPLE_NAMES = sorted(p.name for p in SAMPLES.iterdir() if p.suffix in (".png", ".jpg"))
@@ -27,15 +29,17 @@ SIZES = {
 MakeClient = Callable[..., TestClient]
 
 
-@pytest.fixture
-def make_client(tmp_path: Path) -> Iterator[MakeClient]:
+@pytest.fixture(params=["sqlite", "mongomock"])
+def make_client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MakeClient]:
+    """Clients of the app on each store: the API must not change with the backend."""
     clients: list[TestClient] = []
+    mongo = mongomock_store()[0] if request.param == "mongomock" else None
 
     def make(**overrides: Any) -> TestClient:
         settings = Settings(
             store=f"sqlite:///{tmp_path / 'catalog.db'}", blobs=tmp_path / "blobs", **overrides
         )
-        app = create_app()
+        app = create_app(store=mongo)
         app.dependency_overrides[get_settings] = lambda: settings
         client = TestClient(app)
         client.__enter__()
@@ -199,6 +203,8 @@ def test_paging_with_next_cursor(client: TestClient, uploaded: dict[str, dict[st
         ({"cursor": "not-a-cursor"}, "cursor", "cursor: not a valid cursor"),
         ({"cursor": "W10"}, "cursor", "cursor: not a valid cursor"),
         ({"min_widht": 5}, "min_widht", "min_widht: Extra inputs are not permitted"),
+        ({"name": "a\x00b"}, "name", "name: must not contain control characters"),
+        ({"name": ""}, "name", "name: String should have at least 1 character"),
     ],
 )
 def test_bad_query_is_422_naming_the_field(
@@ -328,3 +334,94 @@ def test_stats(client: TestClient, uploaded: dict[str, dict[str, Any]]) -> None:
         "min_height": 300,
         "max_height": 1411,
     }
+
+
+def test_multipart_upload_takes_the_file_part_and_its_name(client: TestClient) -> None:
+    data = (SAMPLES / "rocket.jpg").read_bytes()
+    response = client.post(
+        "/v1/images",
+        data={"note": "ignored"},
+        files={"file": ("holiday/rocket launch.jpg", data, "image/jpeg")},
+    )
+    assert response.status_code == 201, response.text
+    record = response.json()
+    assert (record["name"], record["sha256"]) == (
+        "rocket launch.jpg", hashlib.sha256(data).hexdigest(),
+    )  # fmt: skip
+    assert client.get(f"/v1/images/{record['id']}/content").content == data
+    again = client.post(
+        "/v1/images", params={"name": "renamed.jpg"}, files={"file": ("x.jpg", data)}
+    )
+    assert (again.status_code, again.json()["name"]) == (200, "rocket launch.jpg")
+
+
+def test_multipart_name_query_overrides_the_file_name(client: TestClient) -> None:
+    data = (SAMPLES / "chelsea.png").read_bytes()
+    response = client.post("/v1/images", params={"name": "cat.png"}, files={"file": ("x", data)})
+    assert (response.status_code, response.json()["name"]) == (201, "cat.png")
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        (b'--b\r\nContent-Disposition: form-data; name="other"\r\n\r\nx\r\n--b--\r\n',
+         "no 'file' part"),
+        (b'--b\r\nContent-Disposition: form-data; name="file"\r\n\r\nunfinished', "ends before"),
+        (b"no boundary at all", "Expected boundary character"),
+    ],
+)  # fmt: skip
+def test_malformed_multipart_is_400(client: TestClient, body: bytes, fragment: str) -> None:
+    headers = {"Content-Type": "multipart/form-data; boundary=b"}
+    status, code, message = error_of(client.post("/v1/images", content=body, headers=headers))
+    assert (status, code) == (400, "malformed_upload")
+    assert fragment in message
+
+
+def test_multipart_without_boundary_is_400(client: TestClient) -> None:
+    headers = {"Content-Type": "multipart/form-data"}
+    status, code, message = error_of(client.post("/v1/images", content=b"x", headers=headers))
+    assert (status, code, message) == (
+        400, "malformed_upload", "multipart/form-data without a boundary in Content-Type",
+    )  # fmt: skip
+
+
+def test_multipart_over_limit_is_413_while_streaming(make_client: MakeClient) -> None:
+    client = make_client(max_body_bytes=1000)
+    head = b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n\r\n'
+
+    def chunks() -> Iterator[bytes]:
+        yield head
+        for _ in range(10):
+            yield b"\xff" * 500
+
+    response = client.post(
+        "/v1/images", content=chunks(), headers={"Content-Type": "multipart/form-data; boundary=b"}
+    )
+    assert error_of(response)[:2] == (413, "body_too_large")
+    assert client.get("/v1/stats").json()["count"] == 0
+
+
+def test_multipart_text_file_is_415(client: TestClient) -> None:
+    response = client.post("/v1/images", files={"file": ("notes.txt", b"hello\n", "text/plain")})
+    assert error_of(response)[:2] == (415, "unreadable_image")
+
+
+def test_unreachable_mongodb_is_503_with_retry_after() -> None:
+    # Nothing listens on port 9: the app starts anyway, and every store call is a 503.
+    store = MongoImageStore.from_url("mongodb://127.0.0.1:9/darkroom?serverSelectionTimeoutMS=50")
+    with TestClient(create_app(store=store)) as client:
+        assert client.get("/healthz").status_code == 200
+        calls = [
+            client.get("/v1/images", params={"min_width": 10}),
+            client.get("/v1/stats"),
+            client.get(f"/v1/images/{'a' * 20}"),
+            client.get(f"/v1/images/{'a' * 20}/content"),
+            client.delete(f"/v1/images/{'a' * 20}"),
+            upload(client, "rocket.jpg"),
+        ]
+        for response in calls:
+            status, code, message = error_of(response)
+            assert (status, code) == (503, "store_unavailable"), response.text
+            assert message.startswith("the MongoDB server cannot be reached")
+            assert response.headers["retry-after"] == "5"
+    store.close()

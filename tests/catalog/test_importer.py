@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from catalog.importer import main
+from catalog.config import Settings
+from catalog.importer import ImportCounts, import_folders, main
 from catalog.models import ImageQuery
 from catalog.store import open_store
+from tests.contract.mongomock_store import mongomock_store
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 SAMPLE_NAMES = sorted(p.name for p in SAMPLES.iterdir() if p.suffix in (".png", ".jpg"))
@@ -86,3 +88,22 @@ def test_runs_as_a_module(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "imported 8, duplicates 0, skipped 1"
     assert "skipped ATTRIBUTION.md" in result.stderr
+    assert "importing: 100%" in result.stderr  # the progress bar's final state
+    assert "9/9" in result.stderr
+
+
+def test_imports_into_the_mongo_store_once(capsys: pytest.CaptureFixture[str]) -> None:
+    store, client = mongomock_store()
+    settings = Settings()
+    assert import_folders(store, [SAMPLES], settings) == ImportCounts(8, 0, 1)
+    assert import_folders(store, [SAMPLES], settings) == ImportCounts(0, 8, 1)
+    assert sorted(r.name for r in store.query(ImageQuery(limit=200)).items) == SAMPLE_NAMES
+    assert client[store.database_name]["fs.files"].count_documents({}) == 8
+    assert "skipped ATTRIBUTION.md: not an image" in capsys.readouterr().err
+
+
+def test_unreachable_store_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = "mongodb://127.0.0.1:9/darkroom?serverSelectionTimeoutMS=50"
+    assert main(["--store", url, str(SAMPLES)]) == 1
+    _, err = capsys.readouterr()
+    assert "error: the MongoDB server cannot be reached" in err

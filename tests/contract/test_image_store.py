@@ -1,15 +1,21 @@
 """The ImageStore contract: every backend must pass this suite unchanged.
 
-Backends are the `backend` fixture's params; the Mongo store adds "mongomock" (and
-"mongodb" when MONGO_URL is set) with its own way to count stored originals.
+Backends are the `backend` fixture's params: SQLite, the Mongo store over mongomock, and
+the Mongo store over a real server when MONGO_URL is set (a fresh database per test,
+dropped afterwards). Each backend brings its own way to count stored originals.
 """
 
+import hashlib
 import io
+import os
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pymongo
 import pytest
 from PIL import Image
 from pydantic import ValidationError
@@ -17,10 +23,20 @@ from pydantic import ValidationError
 from catalog.blobs import BlobStore
 from catalog.errors import ImageNotFound
 from catalog.metadata import read_metadata
-from catalog.models import ImageMeta, ImagePublic, ImageQuery, SortKey, decode_cursor
+from catalog.models import (
+    ImageMeta,
+    ImagePublic,
+    ImageQuery,
+    ImageRecord,
+    SortKey,
+    decode_cursor,
+)
 from catalog.store import ImageStore, open_store
+from catalog.store.mongo import MongoImageStore
+from tests.contract.mongomock_store import mongomock_store
 
 LIMIT = 50_000_000
+MONGO_URL = os.environ.get("MONGO_URL", "")
 
 
 @dataclass
@@ -29,15 +45,30 @@ class Backend:
     count_blobs: Callable[[], int]
 
 
-@pytest.fixture(params=["sqlite"])
+BACKENDS = ["sqlite", "mongomock", "mongodb"]
+
+
+@pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     if request.param == "sqlite":
         blobs = tmp_path / "blobs"
         store = open_store(f"sqlite:///{tmp_path / 'catalog.db'}", blobs)
         yield Backend(store, BlobStore(blobs).count)
         store.close()
-    else:  # pragma: no cover - new backends add their branch here
-        raise AssertionError(request.param)
+        return
+    if request.param == "mongomock":
+        mongo, client = mongomock_store()
+    else:
+        if not MONGO_URL:
+            pytest.skip("MONGO_URL is not set: no MongoDB server to run the store suite against")
+        client = pymongo.MongoClient(MONGO_URL, serverSelectionTimeoutMS=5000, tz_aware=True)
+        mongo = MongoImageStore(client, f"darkroom_test_{uuid.uuid4().hex[:12]}")
+    files = client[mongo.database_name]["fs.files"]
+    try:
+        yield Backend(mongo, lambda: files.count_documents({}))
+    finally:
+        mongo.drop()
+        mongo.close()
 
 
 @pytest.fixture
@@ -132,6 +163,10 @@ def test_content_round_trip(store: ImageStore) -> None:
         ({"min_height": 20, "max_height": 20}, {"Alpha.png", "epsilon.png"}),
         ({"min_pixels": 400}, {"zeta 100%_off.webp", "delta.gif", "epsilon.png"}),
         ({"max_pixels": 200}, {"Alpha.png", "gamma.jpg", "eta.bmp"}),
+        ({"min_pixels": 300, "max_height": 10}, {"zeta 100%_off.webp"}),
+        ({"max_pixels": 200, "min_height": 20}, {"Alpha.png"}),
+        ({"min_width": 20, "min_height": 20}, {"delta.gif", "epsilon.png"}),
+        ({"max_width": 10, "max_height": 20, "min_pixels": 200}, {"Alpha.png"}),
         ({"format": ["png"]}, {"Alpha.png", "beta.png", "epsilon.png"}),
         ({"format": ["gif", "bmp"]}, {"delta.gif", "eta.bmp"}),
         ({"format": ["tiff"]}, set()),
@@ -312,3 +347,76 @@ def test_concurrent_adds_of_the_same_bytes(backend: Backend) -> None:
     assert len(everything(backend.store)) == 1
     assert backend.count_blobs() == 1
     assert backend.store.content(meta.sha256[:20]) == data
+
+
+def test_name_filter_folds_like_casefold(store: ImageStore) -> None:
+    add(store, "Straße.png", image_bytes(3, 3, seed=1))
+    add(store, "a+b (1).png", image_bytes(3, 3, seed=2))
+    assert names(everything(store, name="STRASSE")) == {"Straße.png"}
+    assert names(everything(store, name="+B (")) == {"a+b (1).png"}
+    assert names(everything(store, name=".*")) == set()
+
+
+def test_name_sort_is_binary_order(store: ImageStore) -> None:
+    for seed, name in enumerate(["b.png", "B.png", "a.png", "É.png", "_.png", "Z.png"]):
+        add(store, name, image_bytes(3, 3, seed=seed))
+    assert [r.name for r in everything(store, sort="name")] == [
+        "B.png", "Z.png", "_.png", "a.png", "b.png", "É.png",
+    ]  # fmt: skip
+
+
+def test_created_survives_the_round_trip(store: ImageStore) -> None:
+    record = add(store, "a.png", image_bytes(3, 3))
+    assert record.created.microsecond % 1000 == 0  # milliseconds, what every store keeps
+    assert store.get(record.id).created == record.created
+    assert everything(store, sort="created")[0].created == record.created
+
+
+def bulk_records(count: int) -> list[ImageRecord]:
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    return [
+        ImageRecord.from_meta(
+            ImageMeta(
+                sha256=hashlib.sha256(b"%d" % n).hexdigest(),
+                format="jpeg" if n % 3 else "png",
+                mode="RGB",
+                width=100 + n % 7,
+                height=100,
+                exif_orientation=1,
+                bytes=10,
+            ),
+            name=f"bulk-{n}.jpg",
+            created=start + timedelta(seconds=n),
+        )
+        for n in range(count)
+    ]
+
+
+def test_add_records_bulk_loads_metadata_and_counts(backend: Backend) -> None:
+    store = backend.store
+    assert store.add_records(bulk_records(30)) == 30
+    assert backend.count_blobs() == 0
+    stats = store.stats()
+    assert stats.count == 30
+    assert (stats.formats["jpeg"], stats.formats["png"]) == (20, 10)
+    assert stats.orientations == {"landscape": 25, "portrait": 0, "square": 5}
+    assert (stats.min_width, stats.max_width) == (100, 106)
+    widest = everything(store, sort="-width", limit=5)
+    assert [r.width for r in widest] == [106] * 4 + [105]
+    store.delete(widest[0].id)
+    assert store.stats().count == 29
+    assert store.stats().formats["jpeg"] + store.stats().formats["png"] == 29
+
+
+def test_failed_insert_leaves_no_orphan_original(backend: Backend) -> None:
+    data = image_bytes(6, 6, seed=3)
+    meta = read_metadata(data, max_pixels=LIMIT)
+    # Another image's record already holds this id (a 20-hex-digit prefix collision),
+    # so the insert must fail after the original was written.
+    squatter = bulk_records(1)[0].model_copy(update={"id": meta.sha256[:20]})
+    backend.store.add_records([squatter])
+    with pytest.raises(Exception):  # noqa: B017 - each backend raises its own error
+        backend.store.add(meta, "new.png", data)
+    assert backend.count_blobs() == 0
+    assert backend.store.get(squatter.id).sha256 == squatter.sha256
+    assert len(everything(backend.store)) == 1

@@ -14,7 +14,7 @@ class Settings(BaseSettings):
 
     store: str = Field(
         "sqlite:///data/catalog.db",
-        description="Store URL: sqlite:///relative/or//absolute/path.db (mongodb:// later).",
+        description="Store URL: sqlite:///relative/or//absolute/path.db or mongodb://host/db.",
     )
     blobs: Path = Field(Path("data/blobs"), description="Folder of content-addressed originals.")
     max_body_bytes: int = Field(50_000_000, ge=1, description="Largest accepted upload.")

@@ -5,7 +5,9 @@ DarkroomError                  base: an HTTP status, a snake_case code and a mes
 ├── UnreadableImage      415   empty, not an image, or a format the catalog does not keep
 ├── ImageTooLarge        413   width * height over max_pixels
 ├── BodyTooLarge         413   request body over max_body_bytes
-└── InvalidParameter     422   a query or path parameter out of range
+├── MalformedUpload      400   a multipart body that cannot be parsed or has no file part
+├── InvalidParameter     422   a query or path parameter out of range
+└── StoreUnavailable     503   the metadata store cannot be reached (with Retry-After)
 
 Starlette's routing errors (unknown path 404, wrong method 405) take the same shape.
 Every error leaves the service as ``{"error": {"code": ..., "message": ...}}``.
@@ -31,6 +33,7 @@ class DarkroomError(Exception):
 
     status: int = 500
     code: str = "internal_error"
+    retry_after: int | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -65,11 +68,26 @@ class BodyTooLarge(DarkroomError):
     code = "body_too_large"
 
 
+class MalformedUpload(DarkroomError):
+    """A multipart body that cannot be parsed or carries no file part."""
+
+    status = 400
+    code = "malformed_upload"
+
+
 class InvalidParameter(DarkroomError):
     """A parameter is malformed or out of range."""
 
     status = 422
     code = "invalid_parameter"
+
+
+class StoreUnavailable(DarkroomError):
+    """The metadata store (e.g. a MongoDB server) cannot be reached right now."""
+
+    status = 503
+    code = "store_unavailable"
+    retry_after = 5
 
 
 def error_response(status: int, code: str, message: str) -> JSONResponse:
@@ -92,7 +110,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_domain_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, DarkroomError)
-        return error_response(exc.status, exc.code, exc.message)
+        response = error_response(exc.status, exc.code, exc.message)
+        if exc.retry_after is not None:
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
 
     async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

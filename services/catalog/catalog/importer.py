@@ -4,16 +4,17 @@ import argparse
 import os
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
 from catalog.config import Settings, get_settings
-from catalog.errors import DarkroomError
+from catalog.errors import DarkroomError, StoreUnavailable
 from catalog.metadata import read_metadata
 from catalog.models import ImageMeta, image_id
 from catalog.names import clean_name
-from catalog.store import open_store
+from catalog.store import ImageStore, open_store
 
 
 def walk(root: Path) -> Iterator[Path]:
@@ -55,40 +56,58 @@ def _prepare(path: Path, settings: Settings) -> tuple[ImageMeta, bytes] | str:
         return exc.strerror or str(exc)
 
 
+@dataclass
+class ImportCounts:
+    """What one import run did."""
+
+    imported: int = 0
+    duplicates: int = 0
+    skipped: int = 0
+
+
+def import_folders(store: ImageStore, dirs: list[Path], settings: Settings) -> ImportCounts:
+    """Add every image under the folders to the store, saying why each other file is skipped."""
+    files = [(root, path) for root in dirs for path in walk(root)]
+    counts = ImportCounts()
+    for root, path in tqdm(files, desc="importing", unit="file", file=sys.stderr):
+        shown = path.relative_to(root).as_posix()
+        prepared = _prepare(path, settings)
+        if isinstance(prepared, str):
+            counts.skipped += 1
+            tqdm.write(f"skipped {shown}: {prepared}", file=sys.stderr)
+            continue
+        meta, data = prepared
+        name = clean_name(
+            path.name,
+            image_id=image_id(meta.sha256),
+            format=meta.format,
+            max_length=settings.max_name_length,
+        )
+        _, created = store.add(meta, name, data)
+        if created:
+            counts.imported += 1
+        else:
+            counts.duplicates += 1
+    return counts
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Import the folders; 0 on success, 2 when a folder is missing."""
+    """Import the folders; 0 on success, 1 when the store is unreachable, 2 on a missing folder."""
     args = parse_args(argv)
     settings = get_settings()
     missing = [str(d) for d in args.dirs if not d.is_dir()]
     if missing:
         print(f"error: not a directory: {', '.join(missing)}", file=sys.stderr)
         return 2
-    files = [(root, path) for root in args.dirs for path in walk(root)]
-    imported = duplicates = skipped = 0
     store = open_store(args.store, args.blobs)
     try:
-        for root, path in tqdm(files, desc="importing", unit="file", file=sys.stderr):
-            shown = path.relative_to(root).as_posix()
-            prepared = _prepare(path, settings)
-            if isinstance(prepared, str):
-                skipped += 1
-                tqdm.write(f"skipped {shown}: {prepared}", file=sys.stderr)
-                continue
-            meta, data = prepared
-            name = clean_name(
-                path.name,
-                image_id=image_id(meta.sha256),
-                format=meta.format,
-                max_length=settings.max_name_length,
-            )
-            _, created = store.add(meta, name, data)
-            if created:
-                imported += 1
-            else:
-                duplicates += 1
+        counts = import_folders(store, args.dirs, settings)
+    except StoreUnavailable as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
     finally:
         store.close()
-    print(f"imported {imported}, duplicates {duplicates}, skipped {skipped}")
+    print(f"imported {counts.imported}, duplicates {counts.duplicates}, skipped {counts.skipped}")
     return 0
 
 

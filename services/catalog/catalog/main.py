@@ -8,23 +8,27 @@ from fastapi import FastAPI
 from catalog.config import get_settings
 from catalog.errors import install_error_handlers
 from catalog.routes import router
-from catalog.store import open_store
+from catalog.store import ImageStore, open_store
 
 
-@asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Open the store for the life of the app, honouring a get_settings override."""
-    settings = app.dependency_overrides.get(get_settings, get_settings)()
-    store = open_store(settings.store, settings.blobs)
-    app.state.store = store
-    try:
-        yield
-    finally:
-        store.close()
+def create_app(*, store: ImageStore | None = None) -> FastAPI:
+    """Build the catalog app on CATALOG_STORE, or on the given store (which the caller closes)."""
 
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Resolved here so a get_settings override applies to the store as well.
+        if store is not None:
+            app.state.store = store
+            yield
+            return
+        settings = app.dependency_overrides.get(get_settings, get_settings)()
+        opened = open_store(settings.store, settings.blobs)
+        app.state.store = opened
+        try:
+            yield
+        finally:
+            opened.close()
 
-def create_app() -> FastAPI:
-    """Build the catalog app."""
     app = FastAPI(
         title="Darkroom catalog",
         summary="Image metadata and originals, queryable by pixel dimensions.",

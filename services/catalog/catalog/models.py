@@ -25,6 +25,7 @@ SORT_KEYS: tuple[SortKey, ...] = get_args(SortKey)
 ID_LENGTH = 20
 ID_PATTERN = re.compile(rf"[0-9a-f]{{{ID_LENGTH}}}")
 MAX_FILTER = 10**9
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def image_id(sha256: str) -> str:
@@ -96,8 +97,13 @@ class ImageRecord(ImagePublic):
             orientation=orientation_of(meta.width, meta.height),
             bytes=meta.bytes,
             exif_orientation=meta.exif_orientation,
-            created=created or datetime.now(UTC),
+            created=to_millis(created or datetime.now(UTC)),
         )
+
+
+def to_millis(moment: datetime) -> datetime:
+    """The moment truncated to whole milliseconds, the precision every store keeps (BSON dates)."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +182,15 @@ class ImageQuery(BaseModel):
     limit: int = Field(50, ge=1, le=200)
     cursor: str | None = Field(None, description="next_cursor of the previous page.")
 
+    @field_validator("name")
+    @classmethod
+    def _name_is_printable(cls, name: str | None) -> str | None:
+        # Stored names never hold control characters (names.clean_name drops them), and
+        # MongoDB cannot carry a NUL in a pattern: refuse rather than match nothing.
+        if name is not None and CONTROL_CHARACTERS.search(name):
+            raise ValueError("must not contain control characters")
+        return name
+
     @field_validator("cursor")
     @classmethod
     def _cursor_matches_sort(cls, cursor: str | None, info: ValidationInfo) -> str | None:
@@ -204,9 +219,44 @@ class ImageQuery(BaseModel):
         """Whether the sort runs from the largest value down."""
         return self.sort.startswith("-")
 
+    def bounds(self) -> dict[str, tuple[int | None, int | None]]:
+        """The (min, max) of width, height and pixels, each tightened by pixels = width * height.
+
+        The result set is the same; the implied bounds let a store walk an index over a
+        range instead of skipping every row the explicit filters would reject.
+        """
+        w_lo, w_hi = self.min_width, self.max_width
+        h_lo, h_hi = self.min_height, self.max_height
+        p_lo, p_hi = self.min_pixels, self.max_pixels
+        return {
+            "width": (_higher(w_lo, _ceil_div(p_lo, h_hi)), _lower(w_hi, _floor_div(p_hi, h_lo))),
+            "height": (_higher(h_lo, _ceil_div(p_lo, w_hi)), _lower(h_hi, _floor_div(p_hi, w_lo))),
+            "pixels": (_higher(p_lo, _product(w_lo, h_lo)), _lower(p_hi, _product(w_hi, h_hi))),
+        }
+
     def after(self) -> CursorPosition | None:
         """The position this page starts after, decoded from the cursor."""
         return None if self.cursor is None else decode_cursor(self.cursor, self.sort)
+
+
+def _ceil_div(a: int | None, b: int | None) -> int | None:
+    return None if a is None or b is None else -(-a // b)
+
+
+def _floor_div(a: int | None, b: int | None) -> int | None:
+    return None if a is None or b is None else a // b
+
+
+def _product(a: int | None, b: int | None) -> int | None:
+    return None if a is None or b is None else a * b
+
+
+def _higher(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else max(a, b)
+
+
+def _lower(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else min(a, b)
 
 
 class ImagePage(BaseModel):

@@ -2,9 +2,8 @@
 
 import re
 
-from catalog.models import ImageFormat
+from catalog.models import CONTROL_CHARACTERS, ImageFormat
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _EDGES = re.compile(r"^[\s.]+|[\s.]+$")
 _EXTENSIONS: dict[ImageFormat, str] = {"jpeg": "jpg", "tiff": "tif"}
 
@@ -12,6 +11,6 @@ _EXTENSIONS: dict[ImageFormat, str] = {"jpeg": "jpg", "tiff": "tif"}
 def clean_name(raw: str | None, *, image_id: str, format: ImageFormat, max_length: int) -> str:
     """Keep the last path component, drop control characters and edge dots/spaces, cap length."""
     name = re.split(r"[/\\]", raw or "")[-1]
-    name = _EDGES.sub("", _CONTROL.sub("", name))
+    name = _EDGES.sub("", CONTROL_CHARACTERS.sub("", name))
     name = _EDGES.sub("", name[:max_length])
     return name or f"{image_id}.{_EXTENSIONS.get(format, format)}"

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from catalog.config import Settings, get_settings
-from catalog.errors import BodyTooLarge, ImageNotFound, UnreadableImage
+from catalog.errors import ImageNotFound, UnreadableImage
 from catalog.metadata import read_metadata
 from catalog.models import (
     CatalogStats,
@@ -19,6 +19,7 @@ from catalog.models import (
 )
 from catalog.names import clean_name
 from catalog.store import ImageStore
+from catalog.uploads import read_upload
 
 router = APIRouter()
 
@@ -51,21 +52,6 @@ def healthz() -> dict[str, str]:
     return {"status": "ok", "service": "catalog"}
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing it as soon as it grows past limit bytes."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge(f"body is {declared} bytes; the limit is {limit}")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge(f"body is over the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def ingest(
     store: ImageStore, settings: Settings, data: bytes, name: str | None
 ) -> tuple[ImageRecord, bool]:
@@ -91,13 +77,17 @@ async def upload_image(
     response: Response,
     settings: SettingsDep,
     store: StoreDep,
-    name: Annotated[str | None, Query(max_length=4096, description="Original file name.")] = None,
+    name: Annotated[
+        str | None, Query(max_length=4096, description="File name; overrides a multipart one.")
+    ] = None,
 ) -> ImageRecord:
-    """Store the raw request body as an image: 201 when new, 200 when already present."""
-    data = await read_body(request, settings.max_body_bytes)
-    if not data:
+    """Store an image sent as the raw body or as a multipart `file` part: 201 new, 200 known."""
+    upload = await read_upload(request, settings.max_body_bytes)
+    if not upload.data:
         raise UnreadableImage("empty body: send the image bytes as the request body")
-    record, created = await run_in_threadpool(ingest, store, settings, data, name)
+    record, created = await run_in_threadpool(
+        ingest, store, settings, upload.data, name if name is not None else upload.filename
+    )
     response.status_code = 201 if created else 200
     response.headers["Location"] = f"/v1/images/{record.id}"
     return record

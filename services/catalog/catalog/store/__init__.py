@@ -1,5 +1,6 @@
 """The ImageStore protocol every catalog backend implements, and open_store(url)."""
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
@@ -14,6 +15,10 @@ class ImageStore(Protocol):
 
     def add(self, meta: ImageMeta, name: str, data: bytes) -> tuple[ImageRecord, bool]:
         """Store an image once per sha256; returns (record, created)."""
+        ...
+
+    def add_records(self, records: Iterable[ImageRecord]) -> int:
+        """Bulk-load metadata-only records (benchmarks); no originals are stored."""
         ...
 
     def get(self, image_id: str) -> ImageRecord:
@@ -42,7 +47,11 @@ class ImageStore(Protocol):
 
 
 def open_store(url: str, blobs: Path) -> ImageStore:
-    """Open the store named by the URL; blobs is where file-backed stores keep originals."""
+    """Open the store named by the URL; blobs is where file-backed stores keep originals.
+
+    sqlite:///relative.db, sqlite:////absolute.db, or mongodb://host:port/database (the
+    database defaults to "darkroom"; originals then live in its GridFS, not under blobs).
+    """
     scheme, separator, rest = url.partition("://")
     if scheme == "sqlite" and separator:
         from catalog.store.sqlite import SqliteImageStore
@@ -52,7 +61,15 @@ def open_store(url: str, blobs: Path) -> ImageStore:
         # sqlite:///data/x.db is relative to the working directory; sqlite:////abs/x.db absolute.
         return SqliteImageStore(Path(rest[1:]), BlobStore(blobs))
     if scheme in ("mongodb", "mongodb+srv") and separator:
-        raise ValueError("the mongodb:// store is not available yet; use sqlite:///path.db")
+        try:
+            from catalog.store.mongo import MongoImageStore
+        except ImportError:
+            raise ValueError(
+                "the mongodb:// store needs pymongo: pip install 'darkroom-catalog[mongo]'"
+            ) from None
+        return MongoImageStore.from_url(url)
     # Never echo the URL: it may carry credentials.
     shown = scheme if separator else "(none)"
-    raise ValueError(f"unknown store URL scheme {shown!r}; expected sqlite:///path.db")
+    raise ValueError(
+        f"unknown store URL scheme {shown!r}; expected sqlite:///path.db or mongodb://host/db"
+    )

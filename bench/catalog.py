@@ -1,0 +1,315 @@
+"""Catalog benchmark: queries over 100,000 and 1,000,000 records, and ingest of 1080p photos.
+
+    .venv/bin/python bench/catalog.py                 # SQLite (in a temporary folder)
+    MONGO_URL=mongodb://127.0.0.1:27017 .venv/bin/python bench/catalog.py   # SQLite, then MongoDB
+
+Records are metadata-only (bulk-loaded through the store's add_records, same schema as
+uploads). Queries are timed through the store's query() and stats(), without HTTP. Ingest
+times read_metadata (header + SHA-256) plus store.add (blob write + insert) per photo, using
+1080p JPEGs cut from Debian's plasma-workspace-wallpapers (fetched into bench/.cache/) or,
+when apt cannot fetch it, from samples/ resized with Pillow. Targets on SQLite: p99 < 10 ms
+for every query at 1M records, page 1,000 within 1.5x of page 1, ingest >= 200 photos/s.
+"""
+
+# ruff: noqa: E402 - the catalog package is importable only once sys.path is fixed below.
+import sys
+from pathlib import Path
+
+# Python puts this file's folder first on sys.path, where this file's name would shadow
+# the catalog package it benchmarks.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import hashlib
+import io
+import os
+import random
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from PIL import Image
+from pymongo import MongoClient
+
+from catalog.blobs import BlobStore
+from catalog.metadata import read_metadata
+from catalog.models import SORT_KEYS, ImageFormat, ImageQuery, ImageRecord, orientation_of
+from catalog.store import ImageStore
+from catalog.store.mongo import MongoImageStore
+from catalog.store.sqlite import SqliteImageStore
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / "bench" / ".cache"
+PHOTOS = CACHE / "photos-1080p"
+SIZES = tuple(int(n) for n in os.environ.get("BENCH_SIZES", "100000,1000000").split(","))
+REPEATS = 200
+PAGES = 1000
+PHOTO_COUNT = 300
+BATCH = 50_000
+# Common camera and screen sizes, each jittered so widths and heights are not all ties.
+DIMENSIONS = [
+    (640, 480), (800, 600), (1024, 768), (1280, 720), (1920, 1080), (2560, 1440),
+    (3840, 2160), (4000, 3000), (6000, 4000), (3000, 4000), (1080, 1920), (1080, 1080),
+    (2048, 2048), (4032, 3024), (3024, 4032), (5472, 3648), (7952, 5304),
+]  # fmt: skip
+FORMATS: tuple[ImageFormat, ...] = ("jpeg",) * 6 + ("png", "png", "webp", "gif", "tiff", "bmp")
+RANGE = {"min_width": 1920, "max_width": 4096, "min_height": 1000, "max_height": 3000}
+TARGET_P99_MS = 10.0
+TARGET_DEEP_RATIO = 1.5
+TARGET_INGEST = 200.0
+
+
+def records(start: int, stop: int) -> Iterator[ImageRecord]:
+    """Deterministic synthetic records number start..stop-1."""
+    rng = random.Random(start)
+    epoch = datetime(2015, 1, 1, tzinfo=UTC)
+    for n in range(start, stop):
+        sha = hashlib.sha256(n.to_bytes(8, "big")).hexdigest()
+        width, height = rng.choice(DIMENSIONS)
+        width += rng.randrange(64)
+        height += rng.randrange(64)
+        yield ImageRecord.model_construct(
+            id=sha[:20],
+            name=f"IMG_{rng.randrange(100_000):05d}_{n}.jpg",
+            sha256=sha,
+            format=rng.choice(FORMATS),
+            mode="RGB",
+            width=width,
+            height=height,
+            pixels=width * height,
+            aspect=round(width / height, 4),
+            orientation=orientation_of(width, height),
+            bytes=rng.randrange(100_000, 20_000_000),
+            exif_orientation=1,
+            created=epoch + timedelta(seconds=n * 300 + rng.randrange(300)),
+        )
+
+
+def grow(store: ImageStore, have: int, want: int) -> float:
+    """Bulk-load records have..want-1; returns seconds taken."""
+    began = time.perf_counter()
+    for start in range(have, want, BATCH):
+        store.add_records(records(start, min(start + BATCH, want)))
+    return time.perf_counter() - began
+
+
+def timed(call: Callable[[], object], repeats: int = REPEATS) -> list[float]:
+    """Milliseconds per call, after two warm-up calls."""
+    call()
+    call()
+    times = []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - began) * 1000)
+    return times
+
+
+def time_query(store: ImageStore, query: ImageQuery) -> list[float]:
+    """Milliseconds per store.query of this query."""
+    return timed(lambda: store.query(query))
+
+
+def p(times: list[float], q: float) -> float:
+    """The q-th percentile (0..100) of the times."""
+    ordered = sorted(times)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def row(label: str, times: list[float]) -> float:
+    """Print p50 and p99; returns p99."""
+    p99 = p(times, 99)
+    mark = "ok " if p99 < TARGET_P99_MS else "SLOW"
+    print(f"  {mark} {label:<44} p50 {p(times, 50):7.2f} ms   p99 {p99:7.2f} ms")
+    return p99
+
+
+def page_at(store: ImageStore, base: dict[str, object], page: int) -> ImageQuery:
+    """The query of the given page (1-based), found by walking next_cursor."""
+    query = ImageQuery.model_validate(base)
+    for _ in range(page - 1):
+        cursor = store.query(query).next_cursor
+        assert cursor is not None, "not enough records for that page"
+        query = query.model_copy(update={"cursor": cursor})
+    return query
+
+
+def bench_queries(store: ImageStore, size: int) -> list[str]:
+    """Time the listed queries; returns the targets missed."""
+    missed: list[str] = []
+    print(f"\n{size:,} records")
+    for sort in SORT_KEYS:
+        query = ImageQuery.model_validate({**RANGE, "sort": sort, "limit": 50})
+        p99 = row(f"width 1920-4096, height 1000-3000, sort={sort}", time_query(store, query))
+        if p99 >= TARGET_P99_MS:
+            missed.append(f"{size:,}: range sort={sort} p99 {p99:.2f} ms")
+    landscape = ImageQuery(
+        min_width=1920, format=["jpeg"], orientation="landscape", sort="-width", limit=50
+    )
+    p99 = row("landscape JPEGs >= 1920 wide, sort=-width", time_query(store, landscape))
+    if p99 >= TARGET_P99_MS:
+        missed.append(f"{size:,}: landscape JPEGs p99 {p99:.2f} ms")
+    for label, base in (
+        ("sort=-created", {"sort": "-created", "limit": 50}),
+        ("width >= 1024, sort=-pixels", {"min_width": 1024, "sort": "-pixels", "limit": 50}),
+    ):
+        first = page_at(store, base, 1)
+        deep = page_at(store, base, PAGES)
+        first_times, deep_times = time_query(store, first), time_query(store, deep)
+        row(f"page 1 ({label})", first_times)
+        p99 = row(f"page {PAGES:,} by cursor ({label})", deep_times)
+        ratio = p(deep_times, 50) / p(first_times, 50)
+        print(f"       page {PAGES:,} / page 1 (p50): {ratio:.2f}x")
+        if ratio > TARGET_DEEP_RATIO:
+            missed.append(f"{size:,}: page {PAGES} / page 1 ({label}) {ratio:.2f}x")
+        if p99 >= TARGET_P99_MS:
+            missed.append(f"{size:,}: page {PAGES} ({label}) p99 {p99:.2f} ms")
+    p99 = row("stats", timed(store.stats))
+    if p99 >= TARGET_P99_MS:
+        missed.append(f"{size:,}: stats p99 {p99:.2f} ms")
+    return missed
+
+
+def wallpapers() -> list[Path]:
+    """Debian's KDE wallpapers, fetched with apt and unpacked into bench/.cache/ once."""
+    unpacked = CACHE / "wallpapers" / "usr" / "share" / "wallpapers"
+    if not unpacked.is_dir():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        if not list(CACHE.glob("plasma-workspace-wallpapers_*.deb")):
+            subprocess.run(
+                ["apt-get", "download", "plasma-workspace-wallpapers"],
+                cwd=CACHE, check=True, capture_output=True, timeout=300,
+            )  # fmt: skip
+        deb = next(CACHE.glob("plasma-workspace-wallpapers_*.deb"))
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(CACHE / "wallpapers")], check=True)
+    return sorted(p for p in unpacked.rglob("*.jpg") if p.stem.startswith(("3840", "5120")))
+
+
+def photos() -> tuple[list[bytes], str]:
+    """PHOTO_COUNT distinct 1920x1080 JPEGs, and where they came from."""
+    PHOTOS.mkdir(parents=True, exist_ok=True)
+    marker = PHOTOS / "SOURCE"
+    cached = sorted(PHOTOS.glob("*.jpg"))
+    if len(cached) >= PHOTO_COUNT and marker.is_file():
+        return [p.read_bytes() for p in cached[:PHOTO_COUNT]], marker.read_text().strip()
+    try:
+        sources, origin = wallpapers(), "Debian plasma-workspace-wallpapers (3840/5120 px JPEGs)"
+    except (OSError, subprocess.SubprocessError, StopIteration) as exc:
+        print(f"  (wallpapers unavailable: {exc}; using samples/ resized instead)")
+        sources, origin = [], ""
+    if not sources:
+        sources = sorted((ROOT / "samples").glob("*.jpg")) + sorted(
+            (ROOT / "samples").glob("*.png")
+        )
+        origin = "samples/ resized to 1920x1080 with Pillow"
+    shutil.rmtree(PHOTOS)
+    PHOTOS.mkdir()
+    rng = random.Random(7)
+    out: list[bytes] = []
+    for n in range(PHOTO_COUNT):
+        with Image.open(sources[n % len(sources)]) as source:
+            scale = rng.uniform(1.0, 1.4) * max(1920 / source.width, 1080 / source.height)
+            size = (round(source.width * scale) + 1, round(source.height * scale) + 1)
+            image = source.convert("RGB").resize(size)
+        x, y = rng.randrange(image.width - 1919), rng.randrange(image.height - 1079)
+        crop = image.crop((x, y, x + 1920, y + 1080))
+        buffer = io.BytesIO()
+        crop.save(buffer, "JPEG", quality=90)
+        (PHOTOS / f"{n:04d}.jpg").write_bytes(buffer.getvalue())
+        out.append(buffer.getvalue())
+    marker.write_text(origin + "\n")
+    return out, origin
+
+
+def bench_ingest(make_store: Callable[[], ImageStore], data: list[bytes]) -> float:
+    """Photos per second through read_metadata + store.add, one thread then two."""
+
+    def ingest(blob: bytes) -> None:
+        meta = read_metadata(blob, max_pixels=50_000_000)
+        _, created = store.add(meta, "photo.jpg", blob)
+        assert created
+
+    rates = []
+    for threads in (1, 2):
+        store = make_store()
+        try:
+            began = time.perf_counter()
+            if threads == 1:
+                for blob in data:
+                    ingest(blob)
+            else:
+                with ThreadPoolExecutor(threads) as pool:
+                    list(pool.map(ingest, data))
+            elapsed = time.perf_counter() - began
+        finally:
+            store.close()
+        rate = len(data) / elapsed
+        megabytes = sum(map(len, data)) / elapsed / 1e6
+        print(f"  ingest, {threads} thread(s): {rate:7.1f} photos/s ({megabytes:.0f} MB/s)")
+        rates.append(rate)
+    return max(rates)
+
+
+def run(name: str, open_store: Callable[[str], ImageStore], data: list[bytes]) -> list[str]:
+    """The whole benchmark on one backend; returns the targets missed."""
+    print(f"\n=== {name} ===")
+    store = open_store("records")
+    missed: list[str] = []
+    try:
+        have = 0
+        for size in SIZES:
+            seconds = grow(store, have, size)
+            print(f"\nloaded {size - have:,} records in {seconds:.1f} s")
+            have = size
+            missed += bench_queries(store, size)
+    finally:
+        store.close()
+    print(
+        f"\ningest of {len(data)} 1080p JPEGs ({sum(map(len, data)) / len(data) / 1e3:.0f} kB each)"
+    )
+    rate = bench_ingest(lambda: open_store(f"ingest-{uuid.uuid4().hex[:6]}"), data)
+    if rate < TARGET_INGEST:
+        missed.append(f"ingest {rate:.0f} photos/s")
+    return missed
+
+
+def main() -> int:
+    """Run on SQLite, and on MongoDB when MONGO_URL is set; 1 when a SQLite target is missed."""
+    print(f"catalog benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs")
+    data, origin = photos()
+    print(f"photos: {origin}")
+    with tempfile.TemporaryDirectory(prefix="darkroom-bench-") as temp:
+        root = Path(temp)
+
+        def sqlite(label: str) -> ImageStore:
+            return SqliteImageStore(root / f"{label}.db", BlobStore(root / f"{label}-blobs"))
+
+        missed = run("SQLite", sqlite, data)
+    mongo_url = os.environ.get("MONGO_URL")
+    if mongo_url:
+        client: MongoClient[dict[str, Any]] = MongoClient(mongo_url, tz_aware=True)
+        opened: list[MongoImageStore] = []
+
+        def mongo(label: str) -> ImageStore:
+            name = f"darkroom_bench_{label.replace('-', '_')}_{uuid.uuid4().hex[:6]}"
+            opened.append(MongoImageStore(client, name, owns_client=False))
+            return opened[-1]
+
+        try:
+            mongo_missed = run("MongoDB", mongo, data)
+        finally:
+            for store in opened:
+                store.drop()
+            client.close()
+        print("\nMongoDB targets missed (not required): " + ("; ".join(mongo_missed) or "none"))
+    print("\nSQLite targets missed: " + ("; ".join(missed) or "none"))
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""SQLite specifics: every sort walks its covering index, and stats come from maintained counts."""
+
+import re
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from catalog.blobs import BlobStore
+from catalog.models import SORT_KEYS, ImageMeta, ImageQuery, ImageRecord, SortKey
+from catalog.store.sqlite import SqliteImageStore
+
+FILTERS: list[dict[str, object]] = [
+    {},
+    {"min_width": 1920, "max_width": 4000},
+    {"min_height": 1080, "max_height": 2160},
+    {"min_pixels": 2_000_000, "max_pixels": 9_000_000},
+    {"min_width": 1920, "min_height": 1080, "format": ["jpeg"], "orientation": "landscape"},
+    {"name": "img"},
+]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SqliteImageStore:
+    return SqliteImageStore(tmp_path / "catalog.db", BlobStore(tmp_path / "blobs"))
+
+
+def record(n: int, width: int, height: int, format: str = "jpeg") -> ImageRecord:
+    meta = ImageMeta(f"{n:02x}" * 32, format, "RGB", width, height, 1, 1000)  # type: ignore[arg-type]
+    return ImageRecord.from_meta(
+        meta, name=f"img-{n}.jpg", created=datetime(2024, 1, n, tzinfo=UTC)
+    )
+
+
+@pytest.mark.parametrize("sort", SORT_KEYS)
+@pytest.mark.parametrize("filters", FILTERS, ids=lambda f: ",".join(f) or "none")
+@pytest.mark.parametrize("paged", [False, True])
+def test_every_sort_walks_its_index_without_a_temp_sort(
+    store: SqliteImageStore, sort: SortKey, filters: dict[str, object], paged: bool
+) -> None:
+    store.add_records([record(1, 4000, 3000), record(2, 1920, 1080)])
+    cursor = store.query(ImageQuery(sort=sort, limit=1)).next_cursor if paged else None
+    assert (cursor is not None) == paged
+    query = ImageQuery.model_validate({"sort": sort, "limit": 50, "cursor": cursor, **filters})
+    plan = store.explain(query)
+    field = sort.lstrip("-")
+    # Only the name filter needs a column the other sort indexes do not carry.
+    covering = "COVERING " if "name" not in filters or field == "name" else ""
+    uses_index = re.compile(rf"USING {covering}INDEX images_by_{field}\b")
+    assert any(uses_index.search(step) for step in plan), plan
+    assert not any("TEMP B-TREE" in step for step in plan), plan
+
+
+def test_stats_counts_follow_inserts_and_deletes(store: SqliteImageStore) -> None:
+    store.add_records([record(1, 40, 30), record(2, 30, 40, "png"), record(3, 30, 30, "png")])
+    store.delete(record(2, 30, 40).id)
+    stats = store.stats()
+    assert stats.count == 2
+    assert stats.formats == {"jpeg": 1, "png": 1, "webp": 0, "gif": 0, "tiff": 0, "bmp": 0}
+    assert stats.orientations == {"landscape": 1, "portrait": 0, "square": 1}
+    assert (stats.min_width, stats.max_width) == (30, 40)
+    assert (stats.min_height, stats.max_height) == (30, 30)
+
+
+def test_catalog_made_before_the_counts_is_counted_on_open(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.db"
+    SqliteImageStore(path, BlobStore(tmp_path / "blobs")).add_records(
+        [record(1, 40, 30), record(2, 30, 40, "png")]
+    )
+    with sqlite3.connect(path) as connection:  # as the walking skeleton left it
+        connection.executescript(
+            "DROP TRIGGER images_count_insert; DROP TRIGGER images_count_delete;"
+            "DROP TABLE image_counts;"
+        )
+    stats = SqliteImageStore(path, BlobStore(tmp_path / "blobs")).stats()
+    assert (stats.count, stats.formats["jpeg"], stats.formats["png"]) == (2, 1, 1)
+    assert stats.orientations == {"landscape": 1, "portrait": 1, "square": 0}

@@ -22,7 +22,7 @@ help:  ## List the targets
 $(VENV)/.installed: $(SERVICES:%=%/pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet $(SERVICES:%=-e %) 'honcho>=2.0'
+	$(BIN)/python -m pip install --quiet -e 'services/catalog[mongo]' -e services/processor -e services/gateway 'honcho>=2.0'
 	touch $@
 
 $(VENV)/.dev-installed: $(VENV)/.installed requirements-dev.txt

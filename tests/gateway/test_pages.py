@@ -119,6 +119,10 @@ def test_image_page_shows_metadata_and_forms_built_from_the_registry(
     degrees = next(field for field in forms["rotate"] if field.name == "degrees")
     assert (degrees.kind, degrees.minimum, degrees.maximum) == ("number", -360, 360)
     assert 'name="p.rotate.degrees"' in response.text
+    fill = next(field for field in forms["rotate"] if field.name == "fill")
+    assert fill.kind == "text"
+    assert "white" in fill.choices
+    assert 'list="p.rotate.fill-choices"' in response.text
     assert context["result"] is None
     assert f'src="/images/{ids["rocket.jpg"]}/original"' in response.text
 
@@ -282,3 +286,21 @@ def test_backend_500_becomes_503_without_a_traceback() -> None:
 
 def test_healthz(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok", "service": "gateway"}
+
+
+def test_hex_fill_from_the_text_field_reaches_the_processor(
+    client: TestClient, ids: dict[str, str]
+) -> None:
+    image = ids["rocket.jpg"]
+    submitted = client.get(
+        f"/images/{image}",
+        params={"op": "rotate", "p.rotate.degrees": "30", "p.rotate.fill": "#ff0000"},
+    )
+    assert parse_qs(urlsplit(submitted.headers["location"]).query)["ops"] == [
+        "rotate:degrees=30,fill=#ff0000"
+    ]
+    rendered = client.get(
+        f"/images/{image}/render", params={"ops": "rotate:degrees=30,fill=#ff0000", "format": "png"}
+    )
+    assert rendered.status_code == 200
+    assert tuple(decoded(rendered.content)[0, 0]) == (255, 0, 0)

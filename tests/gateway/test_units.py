@@ -47,6 +47,13 @@ OPERATION = OperationInfo(
             },
             "expand": {"type": "boolean", "default": True},
             "mode": {"enum": ["signed", "abs"], "type": "string", "default": "signed"},
+            "fill": {
+                "anyOf": [
+                    {"enum": ["transparent", "black"], "type": "string"},
+                    {"pattern": "^#?[0-9a-f]{6}$", "type": "string"},
+                ],
+                "default": "transparent",
+            },
         }
     },
 )
@@ -54,7 +61,7 @@ OPERATION = OperationInfo(
 
 def test_form_fields_follow_the_schema() -> None:
     fields = {field.name: field for field in form_fields(OPERATION)}
-    assert list(fields) == ["sigma", "size", "expand", "mode"]
+    assert list(fields) == ["sigma", "size", "expand", "mode", "fill"]
     assert (fields["sigma"].kind, fields["sigma"].minimum, fields["sigma"].maximum) == (
         "number",
         0,
@@ -68,6 +75,7 @@ def test_form_fields_follow_the_schema() -> None:
     assert fields["size"].help == "Target size."
     assert fields["expand"].kind == "boolean"
     assert fields["mode"].choices == ("signed", "abs")
+    assert (fields["fill"].kind, fields["fill"].choices) == ("text", ("transparent", "black"))
 
 
 def test_build_step_skips_blank_values_and_rejects_reserved_characters() -> None:

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from gateway.clients import OperationInfo
 from gateway.errors import InvalidInput
 
-FieldKind = Literal["number", "integer", "boolean", "choice"]
+FieldKind = Literal["number", "integer", "boolean", "choice", "text"]
 # Characters that structure the pipeline string; a value holding one would change its meaning.
 RESERVED = frozenset("|,:=")
 
@@ -56,13 +56,15 @@ def form_fields(operation: OperationInfo) -> list[FormField]:
 
 
 def _field(name: str, spec: dict[str, Any]) -> FormField:
-    # Optional parameters arrive as anyOf [<type>, null]; the non-null branch carries the bounds.
-    branch = next(
-        (b for b in spec.get("anyOf", []) if b.get("type") != "null"),
-        spec,
-    )
+    # Optional parameters arrive as anyOf [<type>, null]; the non-null branches carry the bounds.
+    branches = [b for b in spec.get("anyOf", [spec]) if b.get("type") != "null"] or [spec]
+    branch = branches[0]
+    choices = tuple(str(c) for b in branches for c in b.get("enum", ()))
     kind: FieldKind
-    if "enum" in branch:
+    if any(b.get("type") == "string" and "enum" not in b for b in branches):
+        # Free text (a hex colour, say), with any named values offered as suggestions.
+        kind = "text"
+    elif choices:
         kind = "choice"
     elif branch.get("type") == "boolean":
         kind = "boolean"
@@ -80,7 +82,7 @@ def _field(name: str, spec: dict[str, Any]) -> FormField:
         default=spec.get("default"),
         minimum=minimum,
         maximum=maximum,
-        choices=tuple(str(c) for c in branch.get("enum", ())),
+        choices=choices,
     )
 
 

@@ -14,7 +14,11 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = Field(default=50_000_000, ge=1)
     max_pixels: int = Field(default=50_000_000, ge=1)
-    max_jobs: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1)
+    # One job more than cores: a finished job's core starts the next at once
+    # instead of waiting for the event loop to hand it over.
+    max_jobs: int = Field(default_factory=lambda: (os.cpu_count() or 2) + 1, ge=1)
+    # Threads per OpenCV call; parallelism comes from running jobs side by side.
+    opencv_threads: int = Field(default=1, ge=1)
     queue_timeout_s: float = Field(default=5.0, ge=0)
     default_quality: int = Field(default=90, ge=1, le=100)
     max_steps: int = Field(default=20, ge=1)

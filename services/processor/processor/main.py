@@ -1,20 +1,17 @@
 """The processor's FastAPI application (``uvicorn processor.main:create_app --factory``)."""
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+import cv2
+from fastapi import FastAPI
 
+from processor.allocator import tune_malloc
 from processor.config import get_settings
 from processor.errors import install_error_handlers
-from processor.metrics import Metrics
+from processor.metrics import Metrics, RequestMetrics
 from processor.routes import router
-
-
-def _route_template(request: Request) -> str:
-    """Return the path template the request matched, so metric labels stay few."""
-    return str(getattr(request.scope.get("route"), "path", "unmatched"))
 
 
 @asynccontextmanager
@@ -22,26 +19,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Create the job slots from the (possibly overridden) settings."""
     settings = app.dependency_overrides.get(get_settings, get_settings)()
     app.state.jobs = asyncio.Semaphore(settings.max_jobs)
+    # Jobs run side by side, one per core; OpenCV splitting each call over its own
+    # pool as well only adds spinning workers and contention under load.
+    cv2.setNumThreads(settings.opencv_threads)
     yield
 
 
 def create_app() -> FastAPI:
     """Build the processor application."""
+    tune_malloc()
     app = FastAPI(title="Darkroom processor", version="0.1.0", lifespan=lifespan)
     app.state.metrics = Metrics()
     install_error_handlers(app)
     app.include_router(router)
-
-    @app.middleware("http")
-    async def count_requests(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        status = 500
-        try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
-        finally:
-            app.state.metrics.observe_request(_route_template(request), status)
-
+    app.add_middleware(RequestMetrics, metrics=app.state.metrics)
     return app

@@ -3,6 +3,8 @@
 from collections import Counter
 from dataclasses import dataclass, field
 
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
 PREFIX = "darkroom_processor"
 
 
@@ -42,3 +44,36 @@ class Metrics:
             f"{PREFIX}_job_seconds_count {self.job_seconds_count}",
         ]
         return "\n".join(lines) + "\n"
+
+
+class RequestMetrics:
+    """Plain ASGI middleware counting finished HTTP requests by route template and status.
+
+    Starlette's ``BaseHTTPMiddleware`` (``@app.middleware("http")``) would do the
+    same through a task and a memory stream per request; this only watches the
+    response start go by.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on, noting the status of the response."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def watch(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        finally:
+            # The router writes the matched route into this same scope dict.
+            route = str(getattr(scope.get("route"), "path", "unmatched"))
+            self.metrics.observe_request(route, status)

@@ -234,7 +234,7 @@ async def image_page(
     # The form starts from the last step, so adjusting a parameter is one edit away.
     selected, values = step_values(steps[-1]) if steps else ("rotate", {})
     if selected not in by_name:
-        selected, values = operations[0].name, {}
+        selected, values = (operations[0].name if operations else ""), {}
     return templates.TemplateResponse(
         request,
         "image.html",

@@ -121,13 +121,17 @@ def _orientation(image: Image.Image) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
+def _upright_size(image: Image.Image, orientation: int) -> tuple[int, int]:
+    """Return (width, height) as a person sees the photo: orientations 5-8 swap the sides."""
+    width, height = image.size
+    return (height, width) if orientation >= 5 else (width, height)
+
+
 def probe(data: bytes) -> ImageInfo:
     """Describe an image from its header alone, without decoding pixels."""
     image, fmt = _open(data)
     orientation = _orientation(image)
-    width, height = image.size
-    if orientation >= 5:  # 5-8 turn the photo a quarter, swapping its sides.
-        width, height = height, width
+    width, height = _upright_size(image, orientation)
     return ImageInfo(
         format=fmt,
         width=width,
@@ -155,7 +159,7 @@ def decode(data: bytes, *, max_pixels: int, size_hint: SizeHint | None = None) -
             f"image is {width}x{height} = {width * height} pixels, over the limit of {max_pixels}"
         )
     orientation = _orientation(image)
-    upright = (height, width) if orientation >= 5 else (width, height)
+    upright = _upright_size(image, orientation)
     target = size_hint(*upright) if size_hint is not None and fmt == "jpeg" else None
     # Draft works on the stored (not yet upright) image.
     stored = None if target is None else (target[1], target[0]) if orientation >= 5 else target

@@ -235,8 +235,8 @@ def _scaled(length: int, scale: float) -> int:
     return max(1, round(length * scale))
 
 
-def _target_size(width: int, height: int, params: ResizeParams) -> tuple[int, int]:
-    """Return the size to resample to (before any cover crop)."""
+def resize_target(width: int, height: int, params: ResizeParams) -> tuple[int, int]:
+    """Return the size ``resize`` samples a ``width`` x ``height`` image to, before any crop."""
     if params.width is None:
         assert params.height is not None
         return _scaled(width, params.height / height), params.height
@@ -251,11 +251,6 @@ def _target_size(width: int, height: int, params: ResizeParams) -> tuple[int, in
         # Rounding may leave one side a pixel short of the box; never crop below it.
         return max(new_width, params.width), max(new_height, params.height)
     return min(new_width, params.width), min(new_height, params.height)
-
-
-def resize_target(width: int, height: int, params: ResizeParams) -> tuple[int, int]:
-    """Return the size ``resize`` samples a ``width`` x ``height`` image to, before any crop."""
-    return _target_size(width, height, params)
 
 
 @operation(ResizeParams)
@@ -280,7 +275,7 @@ def resize_from(image: np.ndarray, params: ResizeParams, *, source: tuple[int, i
     size is computed from the original's size, so it is the same either way.
     """
     width, height = source
-    new_width, new_height = _target_size(width, height, params)
+    new_width, new_height = resize_target(width, height, params)
     if new_width > MAX_SIDE or new_height > MAX_SIDE:
         # Only possible with one side given and an extreme aspect ratio.
         given = "width" if params.width is not None else "height"

@@ -54,8 +54,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench._processor_photos import cut_photos  # noqa: E402
 from processor.allocator import tune_malloc  # noqa: E402
+from processor.jobs import run_job  # noqa: E402
 from processor.pipeline import parse_pipeline  # noqa: E402
-from processor.routes import _process  # noqa: E402
 
 CACHE = ROOT / "bench" / ".cache"
 QUALITY = 80
@@ -198,9 +198,9 @@ def _warp30(pixels: np.ndarray) -> np.ndarray:
 
 
 def darkroom_call(pipeline: str, data: bytes) -> Callable[[], object]:
-    """The job function the /v1/process route runs: decode, run_pipeline, encode."""
+    """The job function the /v1/process route runs: decode, run the pipeline, encode."""
     parsed = parse_pipeline(pipeline, max_steps=20)
-    return lambda: _process(data, parsed, "jpeg", QUALITY, MAX_PIXELS)
+    return lambda: run_job(data, parsed, fmt="jpeg", quality=QUALITY, max_pixels=MAX_PIXELS)
 
 
 # --- servers and the HTTP client -------------------------------------------------------------

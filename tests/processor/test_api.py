@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from processor.codec import decode
-from processor.config import Settings, get_settings
+from processor.config import Settings
 from processor.main import create_app
 from tests.processor.test_codec import bomb_png
 
@@ -21,9 +21,7 @@ MAX = 50_000_000
 
 
 def make_client(**overrides: object) -> tuple[FastAPI, TestClient]:
-    app = create_app()
-    settings = Settings.model_validate(overrides)
-    app.dependency_overrides[get_settings] = lambda: settings
+    app = create_app(settings=Settings.model_validate(overrides))
     return app, TestClient(app)
 
 

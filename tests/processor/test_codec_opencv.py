@@ -6,18 +6,33 @@ zero: every comparison here is exact. Pillow itself is the oracle.
 """
 
 import io
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from processor.codec import _decode_jpeg_with_opencv, _upright, decode, encode, probe
+from processor.codec import (
+    Decoded,
+    _decode_jpeg_with_opencv,
+    _upright,
+    decode,
+    encode,
+    open_image,
+    probe,
+)
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 JPEGS = sorted(p.name for p in SAMPLES.glob("*.jpg"))
 MAX = 50_000_000
 RNG = np.random.default_rng(3)
+
+
+def decode_hinted(data: bytes, hint: Callable[[int, int], tuple[int, int]]) -> Decoded:
+    """Decode at the reduced scale ``hint`` asks for, given the upright size."""
+    source = open_image(data, max_pixels=MAX)
+    return source.decode(at_least=hint(*source.size))
 
 
 def save(image: Image.Image, fmt: str, **options: object) -> bytes:
@@ -59,7 +74,7 @@ def test_sample_jpegs_reduced_decode_equals_pillows_draft(name: str, scale: int)
     data = (SAMPLES / name).read_bytes()
     width, height = Image.open(io.BytesIO(data)).size
     target = (width // scale, height // scale)
-    decoded = decode(data, max_pixels=MAX, size_hint=lambda w, h: target)
+    decoded = decode_hinted(data, lambda w, h: target)
     expected = pillow_decode(data, draft=target)
     assert decoded.pixels.shape == ((height + scale - 1) // scale, (width + scale - 1) // scale, 3)
     assert np.array_equal(decoded.pixels, expected)
@@ -85,7 +100,7 @@ def test_synthetic_jpegs_decode_to_pillows_pixels(
     out = decode(data, max_pixels=MAX).pixels
     assert out.ndim == pixels.ndim
     assert np.array_equal(out, pillow_decode(data))
-    small = decode(data, max_pixels=MAX, size_hint=lambda w, h: (w // 2, h // 2)).pixels
+    small = decode_hinted(data, lambda w, h: (w // 2, h // 2)).pixels
     assert np.array_equal(small, pillow_decode(data, draft=(shape[1] // 2, shape[0] // 2)))
 
 
@@ -124,7 +139,7 @@ def test_exif_orientations_match_pillows_exif_transpose(orientation: int, mode: 
 @pytest.mark.parametrize("orientation", [5, 6, 7, 8])
 def test_reduced_decode_of_a_sideways_jpeg_uses_the_stored_sides(orientation: int) -> None:
     data = oriented_jpeg(orientation, "RGB")  # stored 24 x 16, upright 16 x 24
-    decoded = decode(data, max_pixels=MAX, size_hint=lambda w, h: (w // 2, h // 2))
+    decoded = decode_hinted(data, lambda w, h: (w // 2, h // 2))
     assert decoded.size == (16, 24)
     assert decoded.pixels.shape == (12, 8, 3)
     assert np.array_equal(decoded.pixels, pillow_decode(data, draft=(12, 8)))

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from processor.codec import decode
-from processor.pipeline import parse_pipeline, run_pipeline
-from processor.routes import _process
+from processor.codec import decode, open_image
+from processor.jobs import run_job, run_pipeline, shrink_target
+from processor.pipeline import parse_pipeline
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 RETINA = (SAMPLES / "retina.jpg").read_bytes()  # 1411 x 1411
@@ -23,7 +23,8 @@ def full_then_resize(data: bytes, ops: str) -> np.ndarray:
 
 def drafted(data: bytes, ops: str) -> tuple[np.ndarray, tuple[int, int]]:
     pipeline = parse_pipeline(ops, max_steps=5)
-    decoded = decode(data, max_pixels=MAX, size_hint=pipeline.size_hint)
+    source = open_image(data, max_pixels=MAX)
+    decoded = source.decode(at_least=shrink_target(pipeline, *source.size))
     decoded_size = decoded.pixels.shape[1::-1]
     out = run_pipeline(
         pipeline,
@@ -64,20 +65,21 @@ def test_draft_decodes_smaller_and_matches_a_full_decode(
 )
 def test_no_draft_unless_the_pipeline_starts_by_shrinking(ops: str) -> None:
     pipeline = parse_pipeline(ops, max_steps=5)
-    assert pipeline.size_hint(1411, 1411) is None
-    assert not decode(RETINA, max_pixels=MAX, size_hint=pipeline.size_hint).reduced
+    assert shrink_target(pipeline, 1411, 1411) is None
+    assert not open_image(RETINA, max_pixels=MAX).decode(at_least=None).reduced
 
 
 def test_size_hint_is_the_resize_target() -> None:
-    assert parse_pipeline("resize:width=960", max_steps=5).size_hint(1920, 1080) == (960, 540)
+    assert shrink_target(parse_pipeline("resize:width=960", max_steps=5), 1920, 1080) == (960, 540)
     cover = parse_pipeline("resize:width=100,height=100,fit=cover", max_steps=5)
-    assert cover.size_hint(400, 200) == (200, 100)
+    assert shrink_target(cover, 400, 200) == (200, 100)
 
 
 def test_png_ignores_the_hint() -> None:
     data = (SAMPLES / "astronaut.png").read_bytes()
-    hint = parse_pipeline("resize:width=64", max_steps=5).size_hint
-    decoded = decode(data, max_pixels=MAX, size_hint=hint)
+    pipeline = parse_pipeline("resize:width=64", max_steps=5)
+    source = open_image(data, max_pixels=MAX)
+    decoded = source.decode(at_least=shrink_target(pipeline, *source.size))
     assert not decoded.reduced
     assert decoded.size == (512, 512)
 
@@ -97,6 +99,7 @@ def test_draft_respects_exif_orientation() -> None:
 
 def test_the_route_job_uses_draft_and_gives_the_exact_size() -> None:
     pipeline = parse_pipeline("resize:width=333", max_steps=5)
-    output, fmt, width, height = _process(RETINA, pipeline, None, 90, MAX)
+    result = run_job(RETINA, pipeline, fmt=None, quality=90, max_pixels=MAX)
+    output, fmt, width, height = result.content, result.format, result.width, result.height
     assert (fmt, width, height) == ("jpeg", 333, 333)
     assert Image.open(io.BytesIO(output)).size == (333, 333)

@@ -8,11 +8,11 @@ from pydantic import BaseModel
 
 from processor.errors import InvalidParameter
 from processor.operations import all_operations, get_operation
-from processor.operations.color import grayscale
 from processor.operations.filters import LowPassParams, low_pass
 from processor.operations.geometry import ResizeParams, RotateParams, resize, rotate, square_crop
 from processor.operations.gradients import GradientParams, gradient_x, gradient_y
 from processor.operations.registry import NoParams
+from processor.operations.tone import grayscale
 
 
 def ramp_x(height: int = 6, width: int = 9, slope: int = 5) -> np.ndarray:

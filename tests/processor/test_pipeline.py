@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from processor.errors import ImageTooLarge, InvalidParameter, InvalidPipeline, UnknownOperation
+from processor.jobs import run_pipeline
 from processor.operations.geometry import RotateParams
-from processor.pipeline import parse_pipeline, run_pipeline
+from processor.pipeline import parse_pipeline
 
 
 def parse(text: str, max_steps: int = 20) -> str:

@@ -14,7 +14,6 @@ pure and never write to their input.
 """
 
 import io
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -22,6 +21,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from processor.errors import DarkroomError, ImageTooLarge, InvalidParameter, UnreadableImage
+from processor.operations.alpha import has_alpha
 
 # Pillow's own bomb guard warns or raises from Image.open, before we can give the
 # request a proper 413; decode() checks the header's pixel count against the setting.
@@ -92,9 +92,6 @@ class Decoded:
         return (width, height) != self.size
 
 
-SizeHint = Callable[[int, int], tuple[int, int] | None]
-
-
 def _open(data: bytes) -> tuple[Image.Image, str]:
     """Open the header of ``data``; raise UnreadableImage unless it is a supported image."""
     if not data:
@@ -142,31 +139,59 @@ def probe(data: bytes) -> ImageInfo:
     )
 
 
-def decode(data: bytes, *, max_pixels: int, size_hint: SizeHint | None = None) -> Decoded:
-    """Decode to an upright uint8 array, checking the pixel count before loading pixels.
+class Source:
+    """An image whose header is read and checked against the pixel limit, pixels not yet decoded.
 
-    ``size_hint`` receives the upright width and height and may return the
-    smallest (width, height) the caller needs; a JPEG is then decoded in draft
-    mode, at the smallest of the scales 1/8, 1/4, 1/2 whose result is at least
-    that large in both sides (libjpeg scales in its inverse DCT, which is much
-    cheaper than decoding everything and shrinking afterwards). Other formats
-    ignore the hint.
+    ``size`` is the (width, height) as a person sees it, after EXIF orientation, so a
+    caller can plan a reduced-scale decode (see ``decode``) before any pixel is read.
     """
-    image, fmt = _open(data)
-    width, height = image.size
-    if width * height > max_pixels:
-        raise ImageTooLarge(
-            f"image is {width}x{height} = {width * height} pixels, over the limit of {max_pixels}"
+
+    def __init__(self, data: bytes, *, max_pixels: int) -> None:
+        image, fmt = _open(data)
+        width, height = image.size
+        if width * height > max_pixels:
+            raise ImageTooLarge(
+                f"image is {width}x{height} = {width * height} pixels, "
+                f"over the limit of {max_pixels}"
+            )
+        self._data = data
+        self._image = image
+        self.format = fmt
+        self.orientation = _orientation(image)
+        self.size = _upright_size(image, self.orientation)
+
+    def decode(self, *, at_least: tuple[int, int] | None = None) -> Decoded:
+        """Decode to an upright uint8 array, at a reduced scale when ``at_least`` allows it.
+
+        ``at_least`` is the smallest upright (width, height) the caller needs; a JPEG
+        is then decoded in draft mode, at the smallest of the scales 1/8, 1/4, 1/2
+        whose result is at least that large in both sides (libjpeg scales in its
+        inverse DCT, which is much cheaper than decoding everything and shrinking
+        afterwards). Other formats decode at full size.
+        """
+        target = at_least if self.format == "jpeg" else None
+        # Draft works on the stored (not yet upright) image.
+        stored = target
+        if target is not None and self.orientation >= 5:
+            stored = (target[1], target[0])
+        pixels = None
+        if self.format == "jpeg":
+            pixels = _decode_jpeg_with_opencv(self._data, self._image, stored)
+        if pixels is None:
+            pixels = _decode_with_pillow(self._image, self.format, stored)
+        return Decoded(
+            pixels=_upright(pixels, self.orientation), format=self.format, size=self.size
         )
-    orientation = _orientation(image)
-    upright = _upright_size(image, orientation)
-    target = size_hint(*upright) if size_hint is not None and fmt == "jpeg" else None
-    # Draft works on the stored (not yet upright) image.
-    stored = None if target is None else (target[1], target[0]) if orientation >= 5 else target
-    pixels = _decode_jpeg_with_opencv(data, image, stored) if fmt == "jpeg" else None
-    if pixels is None:
-        pixels = _decode_with_pillow(image, fmt, stored)
-    return Decoded(pixels=_upright(pixels, orientation), format=fmt, size=upright)
+
+
+def open_image(data: bytes, *, max_pixels: int) -> Source:
+    """Read and check the header of ``data``: UnreadableImage, ImageTooLarge or a Source."""
+    return Source(data, max_pixels=max_pixels)
+
+
+def decode(data: bytes, *, max_pixels: int) -> Decoded:
+    """Decode ``data`` at full size to an upright uint8 array."""
+    return open_image(data, max_pixels=max_pixels).decode()
 
 
 def _draft_scale(size: tuple[int, int], target: tuple[int, int]) -> int:
@@ -286,16 +311,16 @@ def encode(pixels: np.ndarray, fmt: str, *, quality: int) -> bytes:
         raise InvalidParameter(
             f"format: {fmt} holds at most {limit} pixels per side; this image is {width}x{height}"
         )
-    has_alpha = pixels.ndim == 3 and pixels.shape[2] in (2, 4)
+    alpha = has_alpha(pixels)
     if fmt == "jpeg":
-        return _encode_jpeg(_flatten_alpha(pixels) if has_alpha else pixels, quality)
+        return _encode_jpeg(_flatten_alpha(pixels) if alpha else pixels, quality)
     buffer = io.BytesIO()
     if fmt == "png":
         Image.fromarray(pixels).save(buffer, "PNG", compress_level=1)
     else:
         image = Image.fromarray(pixels)
         if image.mode in ("L", "LA"):  # WebP stores colour only
-            image = image.convert("RGBA" if has_alpha else "RGB")
+            image = image.convert("RGBA" if alpha else "RGB")
         image.save(buffer, "WEBP", quality=quality)
     return buffer.getvalue()
 

@@ -1,24 +1,31 @@
-"""Domain errors of the processor and the one handler that turns them into JSON.
+"""Domain errors of the processor and the handlers that turn every failure into JSON.
 
-DarkroomError                 base: carries ``status``, ``code`` and a message
-├── InvalidPipeline           400 malformed pipeline text
-├── UnknownOperation          404 a pipeline names an operation the registry lacks
-├── BodyTooLarge              413 request body over ``max_body_bytes``
-├── ImageTooLarge             413 pixel count over ``max_pixels``
-├── UnreadableImage           415 empty, truncated, or not an image in a supported format
-├── InvalidParameter          422 a parameter is out of range, unknown or malformed
-└── Overloaded                429 no job slot freed up in time (sends ``Retry-After``)
+DarkroomError                 base: an HTTP status, a snake_case code, a message, Retry-After
+├── InvalidPipeline     400   malformed pipeline text
+├── UnknownOperation    404   a pipeline names an operation the registry lacks
+├── RouteNotFound       404   no route has that path
+├── MethodNotAllowed    405   the path exists, the method does not
+├── BodyTooLarge        413   request body over ``max_body_bytes``
+├── ImageTooLarge       413   pixel count over ``max_pixels``
+├── UnreadableImage     415   empty, truncated, or not an image in a supported format
+├── InvalidParameter    422   a parameter is out of range, unknown or malformed
+├── Overloaded          429   no job slot freed up in time (with Retry-After)
+└── InternalError       500   anything unexpected; the details stay in the server's log
+
+Every error leaves the service as ``{"error": {"code": ..., "message": ...}}``.
 """
 
-import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
-logger = logging.getLogger(__name__)
+# FastAPI prefixes error locations with where the value came from; the field name is what helps.
+_LOCATIONS = frozenset({"query", "path", "body", "header", "cookie"})
 
 
 class DarkroomError(Exception):
@@ -26,14 +33,17 @@ class DarkroomError(Exception):
 
     status: int = 500
     code: str = "internal_error"
+    retry_after: int | None = None
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.message = message
+        if retry_after is not None:
+            self.retry_after = retry_after
 
     def headers(self) -> dict[str, str]:
-        """Return extra response headers for this error."""
-        return {}
+        """Return the response headers this error carries (``Retry-After``, when set)."""
+        return {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
 
 
 class InvalidPipeline(DarkroomError):
@@ -48,6 +58,20 @@ class UnknownOperation(DarkroomError):
 
     status = 404
     code = "unknown_operation"
+
+
+class RouteNotFound(DarkroomError):
+    """No route has the requested path."""
+
+    status = 404
+    code = "not_found"
+
+
+class MethodNotAllowed(DarkroomError):
+    """The path exists but does not take the request's method."""
+
+    status = 405
+    code = "method_not_allowed"
 
 
 class BodyTooLarge(DarkroomError):
@@ -83,51 +107,68 @@ class Overloaded(DarkroomError):
 
     status = 429
     code = "overloaded"
-
-    def __init__(self, message: str, *, retry_after: int = 1) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-    def headers(self) -> dict[str, str]:
-        """Return the ``Retry-After`` header."""
-        return {"Retry-After": str(self.retry_after)}
+    retry_after = 1
 
 
-def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
-    """Return the JSON error shape shared by every Darkroom service."""
-    return {"error": {"code": code, "message": message}}
+class InternalError(DarkroomError):
+    """Anything unexpected: the client learns only that it was not its fault."""
+
+    status = 500
+    code = "internal_error"
 
 
 def describe_validation_errors(errors: Sequence[Any], *, prefix: str = "") -> str:
     """Summarise pydantic/FastAPI validation errors as ``field: problem; ...``."""
     parts = []
     for error in errors:
-        # FastAPI prefixes locations with "query"/"body"; the field name is what helps a caller.
-        loc = [str(p) for p in error.get("loc", ()) if p not in ("query", "body", "path")]
-        field = ".".join(loc)
+        field = ".".join(str(part) for part in error.get("loc", ()) if part not in _LOCATIONS)
         name = f"{prefix}.{field}" if prefix and field else prefix or field
-        parts.append(f"{name}: {error.get('msg', 'invalid value')}" if name else error["msg"])
-    return "; ".join(parts)
+        problem = str(error.get("msg", "invalid value"))
+        parts.append(f"{name}: {problem}" if name else problem)
+    return "; ".join(parts) or "invalid request"
+
+
+def routing_error(exc: HTTPException, path: str) -> DarkroomError:
+    """Name a routing failure (unknown path, wrong method) as a domain error."""
+    if exc.status_code == 404:
+        return RouteNotFound(f"no route {path!r}")
+    if exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "")
+        error: DarkroomError = MethodNotAllowed(f"{path!r} does not take this method")
+        if allowed:
+            error.message += f"; it takes {allowed}"
+        return error
+    error = DarkroomError(str(exc.detail))
+    error.status = exc.status_code
+    error.code = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_").replace("-", "_")
+    return error
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Map domain errors and request validation errors to the JSON error shape."""
+    """Answer domain, validation, routing and unexpected errors in the one JSON shape."""
+
+    def respond(error: DarkroomError, extra: Mapping[str, str] | None = None) -> JSONResponse:
+        body = {"error": {"code": error.code, "message": error.message}}
+        headers = {**(extra or {}), **error.headers()}
+        return JSONResponse(body, status_code=error.status, headers=headers)
 
     async def on_domain_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, DarkroomError)
-        return JSONResponse(
-            error_body(exc.code, exc.message), status_code=exc.status, headers=exc.headers()
-        )
+        return respond(exc)
 
     async def on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        message = describe_validation_errors(exc.errors())
-        return JSONResponse(error_body(InvalidParameter.code, message), status_code=422)
+        return respond(InvalidParameter(describe_validation_errors(exc.errors())))
 
-    async def on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        logger.exception("unhandled error", exc_info=exc)
-        return JSONResponse(error_body("internal_error", "internal server error"), status_code=500)
+    async def on_routing_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HTTPException)
+        return respond(routing_error(exc, request.url.path), exc.headers)
+
+    async def on_unexpected_error(_request: Request, _exc: Exception) -> JSONResponse:
+        # Starlette re-raises the exception after this response, so the server logs it once.
+        return respond(InternalError("internal error; the processor logged the details"))
 
     app.add_exception_handler(DarkroomError, on_domain_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
-    app.add_exception_handler(Exception, on_unexpected)
+    app.add_exception_handler(HTTPException, on_routing_error)
+    app.add_exception_handler(Exception, on_unexpected_error)

@@ -1,6 +1,5 @@
 """The processor's FastAPI application (``uvicorn processor.main:create_app --factory``)."""
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -8,27 +7,33 @@ import cv2
 from fastapi import FastAPI
 
 from processor.allocator import tune_malloc
-from processor.config import get_settings
+from processor.config import Settings, get_settings
 from processor.errors import install_error_handlers
+from processor.jobs import JobSlots
 from processor.metrics import Metrics, RequestMetrics
 from processor.routes import router
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Create the job slots from the (possibly overridden) settings."""
-    settings = app.dependency_overrides.get(get_settings, get_settings)()
-    app.state.jobs = asyncio.Semaphore(settings.max_jobs)
+    """Create the job slots from the application's settings."""
+    settings: Settings = app.state.settings
+    app.state.jobs = JobSlots(
+        max_jobs=settings.max_jobs,
+        queue_timeout_s=settings.queue_timeout_s,
+        metrics=app.state.metrics,
+    )
     # Jobs run side by side, one per core; OpenCV splitting each call over its own
     # pool as well only adds spinning workers and contention under load.
     cv2.setNumThreads(settings.opencv_threads)
     yield
 
 
-def create_app() -> FastAPI:
-    """Build the processor application."""
+def create_app(*, settings: Settings | None = None) -> FastAPI:
+    """Build the processor application with ``settings`` (default: from the environment)."""
     tune_malloc()
     app = FastAPI(title="Darkroom processor", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings or get_settings()
     app.state.metrics = Metrics()
     install_error_handlers(app)
     app.include_router(router)

@@ -1,6 +1,6 @@
 """A few Prometheus metrics, rendered in the text exposition format."""
 
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -10,12 +10,14 @@ PREFIX = "darkroom_processor"
 
 @dataclass
 class Metrics:
-    """Request counts, jobs in flight and job durations of one process."""
+    """Request counts, jobs in flight, job durations and time per stage, of one process."""
 
     requests: Counter[tuple[str, int]] = field(default_factory=Counter)
     jobs_in_flight: int = 0
     job_seconds_sum: float = 0.0
     job_seconds_count: int = 0
+    stage_seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    stage_count: Counter[str] = field(default_factory=Counter)
 
     def observe_request(self, route: str, status: int) -> None:
         """Count one finished request."""
@@ -25,6 +27,12 @@ class Metrics:
         """Record the duration of one finished job."""
         self.job_seconds_sum += seconds
         self.job_seconds_count += 1
+
+    def observe_stages(self, timings: dict[str, float]) -> None:
+        """Record the seconds one job spent decoding, in each operation and encoding."""
+        for stage, seconds in timings.items():
+            self.stage_seconds[stage] += seconds
+            self.stage_count[stage] += 1
 
     def render(self) -> str:
         """Return the metrics in the Prometheus text format."""
@@ -42,7 +50,13 @@ class Metrics:
             f"# TYPE {PREFIX}_job_seconds summary",
             f"{PREFIX}_job_seconds_sum {self.job_seconds_sum}",
             f"{PREFIX}_job_seconds_count {self.job_seconds_count}",
+            f"# HELP {PREFIX}_stage_seconds Time per job stage: decode, each operation, encode.",
+            f"# TYPE {PREFIX}_stage_seconds summary",
         ]
+        for stage in sorted(self.stage_count):
+            label = f'{{stage="{stage}"}}'
+            lines.append(f"{PREFIX}_stage_seconds_sum{label} {self.stage_seconds[stage]}")
+            lines.append(f"{PREFIX}_stage_seconds_count{label} {self.stage_count[stage]}")
         return "\n".join(lines) + "\n"
 
 

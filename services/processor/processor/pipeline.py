@@ -1,9 +1,8 @@
-"""Parse pipeline text (``rotate:degrees=30|grayscale``) into validated steps and run them."""
+"""Parse pipeline text (``rotate:degrees=30|grayscale``) into validated steps; canonical form."""
 
 from dataclasses import dataclass
 from typing import Literal
 
-import numpy as np
 from pydantic import BaseModel, ValidationError
 
 from processor.errors import (
@@ -12,8 +11,6 @@ from processor.errors import (
     describe_validation_errors,
 )
 from processor.operations import Operation, get_operation
-from processor.operations.geometry import ResizeParams, resize_from, resize_target
-from processor.operations.registry import check_output_size, pixel_limit
 
 
 @dataclass(frozen=True)
@@ -50,19 +47,6 @@ class Pipeline:
         if any(step.operation.output == "graphic" for step in self.steps):
             return "graphic"
         return "photo"
-
-    def size_hint(self, width: int, height: int) -> tuple[int, int] | None:
-        """Return the size the first step shrinks a ``width`` x ``height`` image to, if any.
-
-        Only a leading ``resize`` that shrinks both sides qualifies: the decoder
-        may then decode at a reduced scale no smaller than this size.
-        """
-        if not self.steps or not isinstance(self.steps[0].params, ResizeParams):
-            return None
-        new_width, new_height = resize_target(width, height, self.steps[0].params)
-        if new_width >= width or new_height >= height:
-            return None
-        return new_width, new_height
 
 
 def _format_value(value: object) -> str:
@@ -128,27 +112,3 @@ def parse_pipeline(text: str, *, max_steps: int) -> Pipeline:
             raise InvalidPipeline(f"step {number} is empty (check for a stray '|')")
         raw_steps.append(_split_step(step_text, number))
     return Pipeline(steps=tuple(_validate_step(name, raw) for name, raw in raw_steps))
-
-
-def run_pipeline(
-    pipeline: Pipeline,
-    pixels: np.ndarray,
-    *,
-    max_pixels: int,
-    source_size: tuple[int, int] | None = None,
-) -> np.ndarray:
-    """Apply each step in turn, refusing any intermediate image over ``max_pixels``.
-
-    ``source_size`` is the full (width, height) of an image the decoder shrank
-    (see ``Pipeline.size_hint``); a leading ``resize`` then computes its output
-    size from it, so the result has the same size as without the shortcut.
-    """
-    with pixel_limit(max_pixels):
-        for number, step in enumerate(pipeline.steps):
-            if number == 0 and source_size is not None and isinstance(step.params, ResizeParams):
-                pixels = resize_from(pixels, step.params, source=source_size)
-            else:
-                pixels = step.operation(pixels, step.params)
-            height, width = pixels.shape[:2]
-            check_output_size(step.operation.name, width, height)
-    return pixels

@@ -1,7 +1,5 @@
 """HTTP routes of the processor: operations, process, info, health and metrics."""
 
-import asyncio
-import time
 from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
@@ -9,14 +7,29 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
-from processor.codec import MEDIA_TYPES, OUTPUT_FORMATS, decode, encode, probe
-from processor.config import Settings, get_settings
-from processor.errors import BodyTooLarge, Overloaded
+from processor.codec import MEDIA_TYPES, probe
+from processor.config import Settings
+from processor.errors import BodyTooLarge
+from processor.jobs import JobSlots
 from processor.metrics import Metrics
 from processor.operations import all_operations
-from processor.pipeline import Pipeline, parse_pipeline, run_pipeline
+from processor.pipeline import parse_pipeline
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+def get_app_settings(request: Request) -> Settings:
+    """The settings the application was created with."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_jobs(request: Request) -> JobSlots:
+    """The job slots created at start-up."""
+    jobs: JobSlots = request.app.state.jobs
+    return jobs
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+JobsDep = Annotated[JobSlots, Depends(get_jobs)]
 OutputFormat = Literal["jpeg", "png", "webp"]
 
 router = APIRouter()
@@ -33,26 +46,6 @@ async def read_body(request: Request, limit: int) -> bytes:
         if len(body) > limit:
             raise BodyTooLarge(f"body is over the limit of {limit} bytes")
     return bytes(body)
-
-
-def _process(
-    data: bytes, pipeline: Pipeline, fmt: str | None, quality: int, max_pixels: int
-) -> tuple[bytes, str, int, int]:
-    """Decode, run the pipeline and encode; CPU-bound, so it runs in a worker thread."""
-    decoded = decode(data, max_pixels=max_pixels, size_hint=pipeline.size_hint)
-    pixels = run_pipeline(
-        pipeline,
-        decoded.pixels,
-        max_pixels=max_pixels,
-        source_size=decoded.size if decoded.reduced else None,
-    )
-    if fmt is None:
-        if pipeline.output == "graphic":
-            fmt = "png"
-        else:
-            fmt = decoded.format if decoded.format in OUTPUT_FORMATS else "png"
-    height, width = pixels.shape[:2]
-    return encode(pixels, fmt, quality=quality), fmt, width, height
 
 
 @router.get("/healthz")
@@ -86,6 +79,7 @@ async def list_operations() -> list[dict[str, Any]]:
 async def process(
     request: Request,
     settings: SettingsDep,
+    jobs: JobsDep,
     ops: Annotated[str, Query(description="Pipeline, e.g. rotate:degrees=30|grayscale")] = "",
     fmt: Annotated[OutputFormat | None, Query(alias="format")] = None,
     quality: Annotated[int | None, Query(ge=1, le=100)] = None,
@@ -93,39 +87,33 @@ async def process(
     """Apply a pipeline to the image in the body and return the result."""
     pipeline = parse_pipeline(ops, max_steps=settings.max_steps)
     data = await read_body(request, settings.max_body_bytes)
-    jobs: asyncio.Semaphore = request.app.state.jobs
-    state: Metrics = request.app.state.metrics
-    try:
-        await asyncio.wait_for(jobs.acquire(), timeout=settings.queue_timeout_s)
-    except TimeoutError:
-        raise Overloaded(
-            f"all {settings.max_jobs} job slots stayed busy for {settings.queue_timeout_s} s"
-        ) from None
-    state.jobs_in_flight += 1
-    started = time.perf_counter()
-    try:
-        output, out_fmt, width, height = await run_in_threadpool(
-            _process,
-            data,
-            pipeline,
-            fmt,
-            quality or settings.default_quality,
-            settings.max_pixels,
-        )
-    finally:
-        jobs.release()
-        state.jobs_in_flight -= 1
-        state.observe_job(time.perf_counter() - started)
+    result = await jobs.run(
+        data,
+        pipeline,
+        fmt=fmt,
+        quality=quality or settings.default_quality,
+        max_pixels=settings.max_pixels,
+    )
     return Response(
-        content=output,
-        media_type=MEDIA_TYPES[out_fmt],
+        content=result.content,
+        media_type=MEDIA_TYPES[result.format],
         headers={
-            "X-Image-Width": str(width),
-            "X-Image-Height": str(height),
-            "X-Image-Format": out_fmt,
+            "X-Image-Width": str(result.width),
+            "X-Image-Height": str(result.height),
+            "X-Image-Format": result.format,
             "X-Pipeline": pipeline.canonical(),
         },
     )
+
+
+@router.get("/v1/pipeline")
+async def describe_pipeline(
+    settings: SettingsDep,
+    ops: Annotated[str, Query(description="Pipeline, e.g. rotate|grayscale")] = "",
+) -> dict[str, str]:
+    """Validate a pipeline and return its canonical text (equal pipelines, equal text)."""
+    pipeline = parse_pipeline(ops, max_steps=settings.max_steps)
+    return {"pipeline": pipeline.canonical(), "output": pipeline.output}
 
 
 @router.post("/v1/info")

@@ -1,6 +1,6 @@
 """Image operations; importing this package registers every one of them."""
 
-from processor.operations import color, filters, geometry, gradients
+from processor.operations import filters, geometry, gradients, tone
 from processor.operations.registry import (
     NoParams,
     Operation,
@@ -15,10 +15,10 @@ __all__ = [
     "Operation",
     "Params",
     "all_operations",
-    "color",
     "filters",
     "geometry",
     "get_operation",
     "gradients",
     "operation",
+    "tone",
 ]

@@ -7,7 +7,7 @@ import numpy as np
 import scipy.fft
 from pydantic import Field, field_validator, model_validator
 
-from processor.operations.color import has_alpha
+from processor.operations.alpha import on_colour
 from processor.operations.registry import Params, operation
 
 _METHOD_PARAMS = {
@@ -160,16 +160,19 @@ def sharpen(image: np.ndarray, params: SharpenParams) -> np.ndarray:
     (``addWeighted``). Alpha is kept unchanged, so edges of a cut-out do not
     grow halos. ``amount=0`` is the identity.
     """
-    colour = np.ascontiguousarray(image[:, :, :-1]) if has_alpha(image) else image
-    blurred = cv2.GaussianBlur(
-        colour, (0, 0), sigmaX=params.sigma, sigmaY=params.sigma, borderType=cv2.BORDER_REFLECT_101
-    )
-    out: np.ndarray = cv2.addWeighted(colour, 1 + params.amount, blurred, -params.amount, 0)
-    if not has_alpha(image):
+
+    def unsharp(colour: np.ndarray) -> np.ndarray:
+        blurred = cv2.GaussianBlur(
+            colour,
+            (0, 0),
+            sigmaX=params.sigma,
+            sigmaY=params.sigma,
+            borderType=cv2.BORDER_REFLECT_101,
+        )
+        out: np.ndarray = cv2.addWeighted(colour, 1 + params.amount, blurred, -params.amount, 0)
         return out
-    channels = [out] if out.ndim == 2 else list(cv2.split(out))
-    merged: np.ndarray = cv2.merge([*channels, image[:, :, -1]])
-    return merged
+
+    return on_colour(image, unsharp)
 
 
 class MedianParams(Params):

@@ -8,7 +8,13 @@ import numpy as np
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from processor.errors import InvalidParameter
-from processor.operations.registry import NoParams, Params, check_output_size, operation
+from processor.operations.registry import (
+    NoParams,
+    Params,
+    ShrinkOnLoad,
+    check_output_size,
+    operation,
+)
 
 MAX_SIDE = 8192
 MAX_COORDINATE = 65_535
@@ -253,22 +259,7 @@ def resize_target(width: int, height: int, params: ResizeParams) -> tuple[int, i
     return min(new_width, params.width), min(new_height, params.height)
 
 
-@operation(ResizeParams)
-def resize(image: np.ndarray, params: ResizeParams) -> np.ndarray:
-    """Resize to ``width`` and/or ``height``; the aspect ratio is kept unless both are given.
-
-    With one side given the other follows the aspect ratio (rounded to nearest,
-    at least 1 pixel, at most 8192). With both, ``fit`` decides: ``contain`` fits
-    inside the box, ``cover`` fills it and crops the centre (offset
-    ``(size - box) // 2``), ``fill`` stretches. Shrinking uses area averaging
-    (``INTER_AREA``), enlarging bilinear interpolation (``INTER_LINEAR``);
-    OpenCV rounds to nearest and replicates edge pixels at the border.
-    """
-    height, width = image.shape[:2]
-    return resize_from(image, params, source=(width, height))
-
-
-def resize_from(image: np.ndarray, params: ResizeParams, *, source: tuple[int, int]) -> np.ndarray:
+def resize_from(image: np.ndarray, params: ResizeParams, source: tuple[int, int]) -> np.ndarray:
     """Resize ``image`` as ``resize`` would resize a ``source``-sized original.
 
     Used when the decoder already shrank the image (JPEG draft mode): the output
@@ -296,3 +287,26 @@ def resize_from(image: np.ndarray, params: ResizeParams, *, source: tuple[int, i
         left = (new_width - params.width) // 2
         out = out[top : top + params.height, left : left + params.width].copy()
     return out
+
+
+def shrink_target(params: ResizeParams, width: int, height: int) -> tuple[int, int] | None:
+    """Return the size ``resize`` shrinks a ``width`` x ``height`` image to; None unless smaller."""
+    new_width, new_height = resize_target(width, height, params)
+    if new_width >= width or new_height >= height:
+        return None
+    return new_width, new_height
+
+
+@operation(ResizeParams, shrink_on_load=ShrinkOnLoad(target=shrink_target, run_from=resize_from))
+def resize(image: np.ndarray, params: ResizeParams) -> np.ndarray:
+    """Resize to ``width`` and/or ``height``; the aspect ratio is kept unless both are given.
+
+    With one side given the other follows the aspect ratio (rounded to nearest,
+    at least 1 pixel, at most 8192). With both, ``fit`` decides: ``contain`` fits
+    inside the box, ``cover`` fills it and crops the centre (offset
+    ``(size - box) // 2``), ``fill`` stretches. Shrinking uses area averaging
+    (``INTER_AREA``), enlarging bilinear interpolation (``INTER_LINEAR``);
+    OpenCV rounds to nearest and replicates edge pixels at the border.
+    """
+    height, width = image.shape[:2]
+    return resize_from(image, params, source=(width, height))

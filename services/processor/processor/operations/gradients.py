@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 from pydantic import Field
 
-from processor.operations.color import has_alpha
+from processor.operations.alpha import on_colour
 from processor.operations.registry import NoParams, Params, operation
 
 
@@ -21,11 +21,6 @@ class GradientParams(Params):
     )
 
 
-def _colour(image: np.ndarray) -> np.ndarray:
-    """Return the colour channels of ``image`` (all of them unless it has alpha)."""
-    return np.ascontiguousarray(image[:, :, :-1]) if has_alpha(image) else image
-
-
 def _sobel(colour: np.ndarray, dx: int, dy: int) -> np.ndarray:
     """Return the 3x3 Sobel derivative as int16 (|g| <= 4 * 255 = 1020), edges replicated."""
     grad: np.ndarray = cv2.Sobel(
@@ -34,18 +29,14 @@ def _sobel(colour: np.ndarray, dx: int, dy: int) -> np.ndarray:
     return grad
 
 
-def _keep_alpha(out: np.ndarray, image: np.ndarray) -> np.ndarray:
-    """Append the alpha channel of ``image`` to ``out``, if it has one."""
-    if not has_alpha(image):
-        return out
-    channels = [out] if out.ndim == 2 else list(cv2.split(out))
-    merged: np.ndarray = cv2.merge([*channels, image[:, :, -1]])
-    return merged
-
-
 def _gradient(image: np.ndarray, dx: int, dy: int, mode: str) -> np.ndarray:
     """Map a Sobel derivative of the colour channels to uint8 and keep alpha."""
-    grad = _sobel(_colour(image), dx, dy)
+    return on_colour(image, lambda colour: _scaled_gradient(colour, dx, dy, mode))
+
+
+def _scaled_gradient(colour: np.ndarray, dx: int, dy: int, mode: str) -> np.ndarray:
+    """Return the Sobel derivative of colour channels mapped to uint8 by ``mode``."""
+    grad = _sobel(colour, dx, dy)
     # convertScaleAbs rounds half to even; shifting by just under half a level turns
     # that into the documented floor((g + 1028) / 8) and floor((|g| + 2) / 4) exactly,
     # since g / 8 and |g| / 4 never land within 1/16 of a tie after the shift.
@@ -53,7 +44,7 @@ def _gradient(image: np.ndarray, dx: int, dy: int, mode: str) -> np.ndarray:
         out: np.ndarray = cv2.convertScaleAbs(grad, alpha=1 / 8, beta=128.5 - 7 / 16)
     else:
         out = cv2.convertScaleAbs(np.abs(grad), alpha=1 / 4, beta=0.5 - 3 / 8)
-    return _keep_alpha(out, image)
+    return out
 
 
 @operation(GradientParams, output="graphic")
@@ -95,9 +86,13 @@ def edges(image: np.ndarray, params: NoParams) -> np.ndarray:
     Flat areas are black. Run ``grayscale`` first for a single-channel edge map.
     Alpha is passed through unchanged.
     """
-    colour = _colour(image)
+    return on_colour(image, _magnitude)
+
+
+def _magnitude(colour: np.ndarray) -> np.ndarray:
+    """Return the Sobel gradient magnitude of colour channels, scaled by 1/4 to uint8."""
     gx = _sobel(colour, 1, 0).astype(np.float32)
     gy = _sobel(colour, 0, 1).astype(np.float32)
     magnitude = cv2.magnitude(gx.reshape(gx.shape[0], -1), gy.reshape(gy.shape[0], -1))
     out: np.ndarray = cv2.convertScaleAbs(magnitude, alpha=1 / 4).reshape(colour.shape)
-    return _keep_alpha(out, image)
+    return out

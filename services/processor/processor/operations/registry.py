@@ -30,6 +30,21 @@ class NoParams(Params):
 
 
 @dataclass(frozen=True)
+class ShrinkOnLoad:
+    """How an operation that shrinks lets the decoder do part of its work.
+
+    ``target(params, width, height)`` is the size the operation shrinks a width x
+    height image to, or None when it does not shrink both sides; the decoder may
+    then decode at a reduced scale no smaller than that. ``run_from(image, params,
+    source)`` applies the operation to such a reduced decode exactly as it would to
+    the ``source``-sized original, so the output size is the same either way.
+    """
+
+    target: Callable[[Any, int, int], tuple[int, int] | None]
+    run_from: Callable[[np.ndarray, Any, tuple[int, int]], np.ndarray]
+
+
+@dataclass(frozen=True)
 class Operation:
     """A registered operation and what the API says about it."""
 
@@ -38,6 +53,7 @@ class Operation:
     params: type[BaseModel]
     func: Callable[[np.ndarray, Any], np.ndarray]
     output: OutputKind
+    shrink_on_load: ShrinkOnLoad | None = None
 
     def __call__(self, image: np.ndarray, params: BaseModel) -> np.ndarray:
         """Apply the operation to ``image``."""
@@ -50,8 +66,14 @@ F = TypeVar("F", bound=Callable[..., np.ndarray])
 _REGISTRY: dict[str, Operation] = {}
 
 
-def operation(params: type[P], *, output: OutputKind = "photo") -> Callable[[F], F]:
-    """Register the decorated function as an operation taking ``params``."""
+def operation(
+    params: type[P], *, output: OutputKind = "photo", shrink_on_load: ShrinkOnLoad | None = None
+) -> Callable[[F], F]:
+    """Register the decorated function as an operation taking ``params``.
+
+    ``output="graphic"`` marks results that are not photographs (PNG by default);
+    ``shrink_on_load`` lets a leading step of this operation be started by the decoder.
+    """
 
     def register(func: F) -> F:
         name = func.__name__
@@ -61,7 +83,12 @@ def operation(params: type[P], *, output: OutputKind = "photo") -> Callable[[F],
         if name in _REGISTRY:
             raise TypeError(f"operation {name} is registered twice")
         _REGISTRY[name] = Operation(
-            name=name, summary=doc.splitlines()[0], params=params, func=func, output=output
+            name=name,
+            summary=doc.splitlines()[0],
+            params=params,
+            func=func,
+            output=output,
+            shrink_on_load=shrink_on_load,
         )
         return func
 

@@ -9,25 +9,18 @@ import cv2
 import numpy as np
 from pydantic import Field
 
+from processor.operations.alpha import on_colour
 from processor.operations.registry import NoParams, Params, operation
-
-
-def has_alpha(image: np.ndarray) -> bool:
-    """Return True for LA and RGBA arrays, whose last channel is alpha."""
-    return image.ndim == 3 and image.shape[2] in (2, 4)
 
 
 def apply_tone_curve(image: np.ndarray, table: np.ndarray) -> np.ndarray:
     """Map every colour sample through a 256-entry uint8 table, leaving alpha unchanged."""
-    if not has_alpha(image):
-        out: np.ndarray = cv2.LUT(image, table)
+
+    def lookup(colour: np.ndarray) -> np.ndarray:
+        out: np.ndarray = cv2.LUT(colour, table)
         return out
-    channels = image.shape[2]
-    # One table per channel, the identity for alpha, so a single LUT pass does everything.
-    tables = np.repeat(table.reshape(256, 1, 1), channels, axis=2)
-    tables[:, 0, -1] = np.arange(256, dtype=np.uint8)
-    result: np.ndarray = cv2.LUT(image, tables)
-    return result
+
+    return on_colour(image, lookup)
 
 
 def _round_table(values: np.ndarray) -> np.ndarray:
@@ -35,23 +28,12 @@ def _round_table(values: np.ndarray) -> np.ndarray:
     return np.clip(np.floor(values + 0.5), 0, 255).astype(np.uint8)
 
 
-def luma(image: np.ndarray) -> np.ndarray:
-    """Return the BT.601 luma of an image's colour channels (the image itself if grey)."""
-    if image.ndim == 2:
-        return image
-    if image.shape[2] == 2:
-        return np.ascontiguousarray(image[:, :, 0])
-    code = cv2.COLOR_RGB2GRAY if image.shape[2] == 3 else cv2.COLOR_RGBA2GRAY
-    grey: np.ndarray = cv2.cvtColor(image, code)
+def luma(colour: np.ndarray) -> np.ndarray:
+    """Return the BT.601 luma of colour channels (HxW or HxWx3); grey is returned as it is."""
+    if colour.ndim == 2:
+        return colour
+    grey: np.ndarray = cv2.cvtColor(colour, cv2.COLOR_RGB2GRAY)
     return grey
-
-
-def with_alpha_of(grey: np.ndarray, image: np.ndarray) -> np.ndarray:
-    """Return ``grey`` (HxW) with the alpha of ``image`` appended, if it has one."""
-    if not has_alpha(image):
-        return grey
-    merged: np.ndarray = cv2.merge([grey, image[:, :, -1]])
-    return merged
 
 
 @operation(NoParams)
@@ -65,7 +47,7 @@ def grayscale(image: np.ndarray, params: NoParams) -> np.ndarray:
     """
     if image.ndim == 2 or image.shape[2] == 2:
         return image.copy()
-    return with_alpha_of(luma(image), image)
+    return on_colour(image, luma)
 
 
 @operation(NoParams)
@@ -144,8 +126,12 @@ def threshold(image: np.ndarray, params: ThresholdParams) -> np.ndarray:
     white.
     """
     table = np.where(np.arange(256) >= params.level, 255, 0).astype(np.uint8)
-    grey: np.ndarray = cv2.LUT(luma(image), table)
-    return with_alpha_of(grey, image)
+
+    def binarise(colour: np.ndarray) -> np.ndarray:
+        grey: np.ndarray = cv2.LUT(luma(colour), table)
+        return grey
+
+    return on_colour(image, binarise)
 
 
 @operation(NoParams)
@@ -160,13 +146,14 @@ def equalize(image: np.ndarray, params: NoParams) -> np.ndarray:
     back, so hues are kept (within the rounding of the two conversions). Alpha
     is kept.
     """
-    if image.ndim == 2 or image.shape[2] == 2:
-        grey = luma(image)
-        return with_alpha_of(cv2.equalizeHist(grey), image)
-    colour = np.ascontiguousarray(image[:, :, :3]) if image.shape[2] == 4 else image
-    ycrcb = cv2.cvtColor(colour, cv2.COLOR_RGB2YCrCb)
-    y, cr, cb = cv2.split(ycrcb)
+    return on_colour(image, _equalize_colour)
+
+
+def _equalize_colour(colour: np.ndarray) -> np.ndarray:
+    """Equalise grey directly, colour through the Y of YCrCb."""
+    if colour.ndim == 2:
+        grey: np.ndarray = cv2.equalizeHist(colour)
+        return grey
+    y, cr, cb = cv2.split(cv2.cvtColor(colour, cv2.COLOR_RGB2YCrCb))
     out: np.ndarray = cv2.cvtColor(cv2.merge([cv2.equalizeHist(y), cr, cb]), cv2.COLOR_YCrCb2RGB)
-    if image.shape[2] == 4:
-        out = cv2.merge([*cv2.split(out), image[:, :, 3]])
     return out

@@ -3,7 +3,7 @@
     .venv/bin/python bench/catalog.py                 # SQLite (in a temporary folder)
     MONGO_URL=mongodb://127.0.0.1:27017 .venv/bin/python bench/catalog.py   # SQLite, then MongoDB
 
-Records are metadata-only (bulk-loaded through the store's add_records, same schema as
+Records are metadata-only (bulk-loaded through catalog.store.bulk.add_records, same schema as
 uploads). Queries are timed through the store's query() and stats(), without HTTP. Ingest
 times read_metadata (header + SHA-256) plus store.add (blob write + insert) per photo, using
 1080p JPEGs cut from Debian's plasma-workspace-wallpapers (fetched into bench/.cache/) or,
@@ -40,6 +40,7 @@ from catalog.blobs import BlobStore
 from catalog.metadata import read_metadata
 from catalog.models import SORT_KEYS, ImageFormat, ImageQuery, ImageRecord, orientation_of
 from catalog.store import ImageStore
+from catalog.store.bulk import add_records, drop
 from catalog.store.mongo import MongoImageStore
 from catalog.store.sqlite import SqliteImageStore
 
@@ -94,7 +95,7 @@ def grow(store: ImageStore, have: int, want: int) -> float:
     """Bulk-load records have..want-1; returns seconds taken."""
     began = time.perf_counter()
     for start in range(have, want, BATCH):
-        store.add_records(records(start, min(start + BATCH, want)))
+        add_records(store, records(start, min(start + BATCH, want)))
     return time.perf_counter() - began
 
 
@@ -304,7 +305,7 @@ def main() -> int:
             mongo_missed = run("MongoDB", mongo, data)
         finally:
             for store in opened:
-                store.drop()
+                drop(store)
             client.close()
         print("\nMongoDB targets missed (not required): " + ("; ".join(mongo_missed) or "none"))
     print("\nSQLite targets missed: " + ("; ".join(missed) or "none"))

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from catalog.config import Settings, get_settings
+from catalog.config import Settings
 from catalog.main import create_app
 from catalog.store.mongo import MongoImageStore
 from tests.contract.mongomock_store import mongomock_store
@@ -39,9 +39,7 @@ def make_client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Make
         settings = Settings(
             store=f"sqlite:///{tmp_path / 'catalog.db'}", blobs=tmp_path / "blobs", **overrides
         )
-        app = create_app(store=mongo)
-        app.dependency_overrides[get_settings] = lambda: settings
-        client = TestClient(app)
+        client = TestClient(create_app(settings=settings, store=mongo))
         client.__enter__()
         clients.append(client)
         return client

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from catalog.blobs import BlobStore
+from catalog.metadata import read_metadata
 from catalog.models import SORT_KEYS, ImageMeta, ImageQuery, ImageRecord, SortKey
+from catalog.store.bulk import add_records, drop, explain
 from catalog.store.sqlite import SqliteImageStore
 
 FILTERS: list[dict[str, object]] = [
@@ -39,11 +41,11 @@ def record(n: int, width: int, height: int, format: str = "jpeg") -> ImageRecord
 def test_every_sort_walks_its_index_without_a_temp_sort(
     store: SqliteImageStore, sort: SortKey, filters: dict[str, object], paged: bool
 ) -> None:
-    store.add_records([record(1, 4000, 3000), record(2, 1920, 1080)])
+    add_records(store, [record(1, 4000, 3000), record(2, 1920, 1080)])
     cursor = store.query(ImageQuery(sort=sort, limit=1)).next_cursor if paged else None
     assert (cursor is not None) == paged
     query = ImageQuery.model_validate({"sort": sort, "limit": 50, "cursor": cursor, **filters})
-    plan = store.explain(query)
+    plan = explain(store, query)
     field = sort.lstrip("-")
     # Only the name filter needs a column the other sort indexes do not carry.
     covering = "COVERING " if "name" not in filters or field == "name" else ""
@@ -53,7 +55,7 @@ def test_every_sort_walks_its_index_without_a_temp_sort(
 
 
 def test_stats_counts_follow_inserts_and_deletes(store: SqliteImageStore) -> None:
-    store.add_records([record(1, 40, 30), record(2, 30, 40, "png"), record(3, 30, 30, "png")])
+    add_records(store, [record(1, 40, 30), record(2, 30, 40, "png"), record(3, 30, 30, "png")])
     store.delete(record(2, 30, 40).id)
     stats = store.stats()
     assert stats.count == 2
@@ -65,8 +67,9 @@ def test_stats_counts_follow_inserts_and_deletes(store: SqliteImageStore) -> Non
 
 def test_catalog_made_before_the_counts_is_counted_on_open(tmp_path: Path) -> None:
     path = tmp_path / "catalog.db"
-    SqliteImageStore(path, BlobStore(tmp_path / "blobs")).add_records(
-        [record(1, 40, 30), record(2, 30, 40, "png")]
+    add_records(
+        SqliteImageStore(path, BlobStore(tmp_path / "blobs")),
+        [record(1, 40, 30), record(2, 30, 40, "png")],
     )
     with sqlite3.connect(path) as connection:  # as the walking skeleton left it
         connection.executescript(
@@ -76,3 +79,11 @@ def test_catalog_made_before_the_counts_is_counted_on_open(tmp_path: Path) -> No
     stats = SqliteImageStore(path, BlobStore(tmp_path / "blobs")).stats()
     assert (stats.count, stats.formats["jpeg"], stats.formats["png"]) == (2, 1, 1)
     assert stats.orientations == {"landscape": 1, "portrait": 1, "square": 0}
+
+
+def test_drop_deletes_the_database_and_the_originals(tmp_path: Path) -> None:
+    store = SqliteImageStore(tmp_path / "catalog.db", BlobStore(tmp_path / "blobs"))
+    data = (Path(__file__).resolve().parents[2] / "samples" / "camera.png").read_bytes()
+    store.add(read_metadata(data, max_pixels=50_000_000), "camera.png", data)
+    drop(store)
+    assert list(tmp_path.iterdir()) == []

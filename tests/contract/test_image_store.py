@@ -32,6 +32,7 @@ from catalog.models import (
     decode_cursor,
 )
 from catalog.store import ImageStore, open_store
+from catalog.store.bulk import add_records, drop
 from catalog.store.mongo import MongoImageStore
 from tests.contract.mongomock_store import mongomock_store
 
@@ -67,7 +68,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
     try:
         yield Backend(mongo, lambda: files.count_documents({}))
     finally:
-        mongo.drop()
+        drop(mongo)
         mongo.close()
 
 
@@ -394,7 +395,7 @@ def bulk_records(count: int) -> list[ImageRecord]:
 
 def test_add_records_bulk_loads_metadata_and_counts(backend: Backend) -> None:
     store = backend.store
-    assert store.add_records(bulk_records(30)) == 30
+    assert add_records(store, bulk_records(30)) == 30
     assert backend.count_blobs() == 0
     stats = store.stats()
     assert stats.count == 30
@@ -414,7 +415,7 @@ def test_failed_insert_leaves_no_orphan_original(backend: Backend) -> None:
     # Another image's record already holds this id (a 20-hex-digit prefix collision),
     # so the insert must fail after the original was written.
     squatter = bulk_records(1)[0].model_copy(update={"id": meta.sha256[:20]})
-    backend.store.add_records([squatter])
+    add_records(backend.store, [squatter])
     with pytest.raises(Exception):  # noqa: B017 - each backend raises its own error
         backend.store.add(meta, "new.png", data)
     assert backend.count_blobs() == 0

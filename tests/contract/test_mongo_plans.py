@@ -12,6 +12,7 @@ import pymongo
 import pytest
 
 from catalog.models import SORT_KEYS, ImageQuery, SortKey
+from catalog.store.bulk import add_records, drop, explain
 from catalog.store.mongo import MongoImageStore
 from tests.contract.test_image_store import bulk_records
 
@@ -23,9 +24,9 @@ pytestmark = pytest.mark.skipif(not MONGO_URL, reason="MONGO_URL is not set: no 
 def store() -> Iterator[MongoImageStore]:
     client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(MONGO_URL, tz_aware=True)
     mongo = MongoImageStore(client, f"darkroom_test_{uuid.uuid4().hex[:12]}")
-    mongo.add_records(bulk_records(500))
+    add_records(mongo, bulk_records(500))
     yield mongo
-    mongo.drop()
+    drop(mongo)
     mongo.close()
 
 
@@ -45,7 +46,7 @@ def stages(plan: Any) -> Iterator[dict[str, Any]]:
 @pytest.mark.parametrize("paged", [False, True])
 def test_sorts_walk_their_index(store: MongoImageStore, sort: SortKey, paged: bool) -> None:
     cursor = store.query(ImageQuery(sort=sort, limit=7)).next_cursor if paged else None
-    plan = store.explain(ImageQuery(sort=sort, limit=50, cursor=cursor))
+    plan = explain(store, ImageQuery(sort=sort, limit=50, cursor=cursor))
     winning = list(stages(plan["queryPlanner"]["winningPlan"]))
     assert not [s for s in winning if s["stage"] == "SORT"], winning
     field = sort.lstrip("-")
@@ -58,6 +59,6 @@ def test_range_queries_do_not_sort_in_memory_when_the_sort_field_is_filtered(
 ) -> None:
     field = sort.lstrip("-")
     filters = {f"min_{field}": 101} if field in ("width", "height", "pixels") else {}
-    plan = store.explain(ImageQuery.model_validate({"sort": sort, **filters}))
+    plan = explain(store, ImageQuery.model_validate({"sort": sort, **filters}))
     winning = list(stages(plan["queryPlanner"]["winningPlan"]))
     assert not [s for s in winning if s["stage"] == "SORT"], winning

@@ -24,5 +24,5 @@ class Settings(BaseSettings):
 
 @lru_cache
 def get_settings() -> Settings:
-    """The process-wide settings; tests override this dependency."""
+    """The process-wide settings, read from the environment once."""
     return Settings()

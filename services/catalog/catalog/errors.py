@@ -1,20 +1,21 @@
-"""Catalog errors and the handlers that turn them into JSON responses.
+"""Domain errors of the catalog and the handlers that turn every failure into JSON.
 
-DarkroomError                  base: an HTTP status, a snake_case code and a message
-├── ImageNotFound        404   no image has that id (or the id cannot exist)
-├── UnreadableImage      415   empty, not an image, or a format the catalog does not keep
-├── ImageTooLarge        413   width * height over max_pixels
-├── BodyTooLarge         413   request body over max_body_bytes
-├── MalformedUpload      400   a multipart body that cannot be parsed or has no file part
-├── InvalidParameter     422   a query or path parameter out of range
-└── StoreUnavailable     503   the metadata store cannot be reached (with Retry-After)
+DarkroomError                 base: an HTTP status, a snake_case code, a message, Retry-After
+├── MalformedUpload     400   a multipart body that cannot be parsed or has no file part
+├── ImageNotFound       404   no image has that id (or the id cannot exist)
+├── RouteNotFound       404   no route has that path
+├── MethodNotAllowed    405   the path exists, the method does not
+├── BodyTooLarge        413   request body over ``max_body_bytes``
+├── ImageTooLarge       413   width * height over ``max_pixels``
+├── UnreadableImage     415   empty, not an image, or a format the catalog does not keep
+├── InvalidParameter    422   a query or path parameter is out of range or malformed
+├── InternalError       500   anything unexpected; the details stay in the server's log
+└── StoreUnavailable    503   the metadata store cannot be reached (with Retry-After)
 
-Starlette's routing errors (unknown path 404, wrong method 405) take the same shape.
 Every error leaves the service as ``{"error": {"code": ..., "message": ...}}``.
 """
 
-import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -23,49 +24,26 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-logger = logging.getLogger(__name__)
-
+# FastAPI prefixes error locations with where the value came from; the field name is what helps.
 _LOCATIONS = frozenset({"query", "path", "body", "header", "cookie"})
 
 
 class DarkroomError(Exception):
-    """A failure the client can act on, with its HTTP status and code."""
+    """Base of every domain error: an HTTP status, a snake_case code and a message."""
 
     status: int = 500
     code: str = "internal_error"
     retry_after: int | None = None
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.message = message
+        if retry_after is not None:
+            self.retry_after = retry_after
 
-
-class ImageNotFound(DarkroomError):
-    """No image has the requested id."""
-
-    status = 404
-    code = "image_not_found"
-
-
-class UnreadableImage(DarkroomError):
-    """The bytes are empty, not an image, or in a format the catalog does not keep."""
-
-    status = 415
-    code = "unreadable_image"
-
-
-class ImageTooLarge(DarkroomError):
-    """The image header declares more pixels than max_pixels."""
-
-    status = 413
-    code = "image_too_large"
-
-
-class BodyTooLarge(DarkroomError):
-    """The request body is longer than max_body_bytes."""
-
-    status = 413
-    code = "body_too_large"
+    def headers(self) -> dict[str, str]:
+        """Return the response headers this error carries (``Retry-After``, when set)."""
+        return {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
 
 
 class MalformedUpload(DarkroomError):
@@ -75,11 +53,64 @@ class MalformedUpload(DarkroomError):
     code = "malformed_upload"
 
 
+class ImageNotFound(DarkroomError):
+    """No image has the requested id."""
+
+    status = 404
+    code = "image_not_found"
+
+    def __init__(self, image_id: str) -> None:
+        # Capped: the id comes from the client and may be any length.
+        super().__init__(f"no image has the id {image_id[:80]!r}")
+
+
+class RouteNotFound(DarkroomError):
+    """No route has the requested path."""
+
+    status = 404
+    code = "not_found"
+
+
+class MethodNotAllowed(DarkroomError):
+    """The path exists but does not take the request's method."""
+
+    status = 405
+    code = "method_not_allowed"
+
+
+class BodyTooLarge(DarkroomError):
+    """The request body is longer than the configured byte limit."""
+
+    status = 413
+    code = "body_too_large"
+
+
+class ImageTooLarge(DarkroomError):
+    """The image header declares more pixels than the configured limit."""
+
+    status = 413
+    code = "image_too_large"
+
+
+class UnreadableImage(DarkroomError):
+    """The bytes are empty, not an image, or in a format the catalog does not keep."""
+
+    status = 415
+    code = "unreadable_image"
+
+
 class InvalidParameter(DarkroomError):
-    """A parameter is malformed or out of range."""
+    """A parameter is out of range or malformed."""
 
     status = 422
     code = "invalid_parameter"
+
+
+class InternalError(DarkroomError):
+    """Anything unexpected: the client learns only that it was not its fault."""
+
+    status = 500
+    code = "internal_error"
 
 
 class StoreUnavailable(DarkroomError):
@@ -90,50 +121,58 @@ class StoreUnavailable(DarkroomError):
     retry_after = 5
 
 
-def error_response(status: int, code: str, message: str) -> JSONResponse:
-    """The one JSON shape every error takes."""
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
-
-
 def describe_validation_errors(errors: Sequence[Any]) -> str:
-    """Join pydantic errors into "field: problem; field: problem"."""
+    """Summarise pydantic/FastAPI validation errors as ``field: problem; ...``."""
     parts = []
     for error in errors:
         field = ".".join(str(part) for part in error.get("loc", ()) if part not in _LOCATIONS)
+        # A model validator's ValueError reads "Value error, ..."; the rest is the message.
         problem = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
         parts.append(f"{field}: {problem}" if field else problem)
     return "; ".join(parts) or "invalid request"
 
 
+def routing_error(exc: HTTPException, path: str) -> DarkroomError:
+    """Name a routing failure (unknown path, wrong method) as a domain error."""
+    if exc.status_code == 404:
+        return RouteNotFound(f"no route {path!r}")
+    if exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "")
+        error: DarkroomError = MethodNotAllowed(f"{path!r} does not take this method")
+        if allowed:
+            error.message += f"; it takes {allowed}"
+        return error
+    error = DarkroomError(str(exc.detail))
+    error.status = exc.status_code
+    error.code = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_").replace("-", "_")
+    return error
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Map domain errors, validation errors and anything unexpected to JSON responses."""
+    """Answer domain, validation, routing and unexpected errors in the one JSON shape."""
 
-    async def on_domain_error(request: Request, exc: Exception) -> JSONResponse:
+    def respond(error: DarkroomError, extra: Mapping[str, str] | None = None) -> JSONResponse:
+        body = {"error": {"code": error.code, "message": error.message}}
+        headers = {**(extra or {}), **error.headers()}
+        return JSONResponse(body, status_code=error.status, headers=headers)
+
+    async def on_domain_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, DarkroomError)
-        response = error_response(exc.status, exc.code, exc.message)
-        if exc.retry_after is not None:
-            response.headers["Retry-After"] = str(exc.retry_after)
-        return response
+        return respond(exc)
 
-    async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    async def on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        message = describe_validation_errors(exc.errors())
-        return error_response(InvalidParameter.status, InvalidParameter.code, message)
+        return respond(InvalidParameter(describe_validation_errors(exc.errors())))
 
-    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
-        # Starlette's own 404 (no such route) and 405 (wrong method), in our shape.
+    async def on_routing_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
-        phrase = HTTPStatus(exc.status_code).phrase
-        code = phrase.lower().replace(" ", "_").replace("-", "_")
-        response = error_response(exc.status_code, code, str(exc.detail))
-        response.headers.update(exc.headers or {})
-        return response
+        return respond(routing_error(exc, request.url.path), exc.headers)
 
-    async def on_unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-        logger.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(500, "internal_error", "Internal error; the catalog logged it.")
+    async def on_unexpected_error(_request: Request, _exc: Exception) -> JSONResponse:
+        # Starlette re-raises the exception after this response, so the server logs it once.
+        return respond(InternalError("internal error; the catalog logged the details"))
 
     app.add_exception_handler(DarkroomError, on_domain_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
-    app.add_exception_handler(HTTPException, on_http_error)
+    app.add_exception_handler(HTTPException, on_routing_error)
     app.add_exception_handler(Exception, on_unexpected_error)

@@ -11,9 +11,7 @@ from tqdm import tqdm
 
 from catalog.config import Settings, get_settings
 from catalog.errors import DarkroomError, StoreUnavailable
-from catalog.metadata import read_metadata
-from catalog.models import ImageMeta, image_id
-from catalog.names import clean_name
+from catalog.ingest import ingest
 from catalog.store import ImageStore, open_store
 
 
@@ -42,18 +40,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _prepare(path: Path, settings: Settings) -> tuple[ImageMeta, bytes] | str:
-    """The file's metadata and bytes, or the reason it cannot be imported."""
+def _import_file(store: ImageStore, path: Path, settings: Settings) -> bool | str:
+    """Whether the file was stored (True) or already was (False), or why it was skipped."""
     try:
         size = path.stat().st_size
         if size > settings.max_body_bytes:
             return f"{size} bytes is over the limit of {settings.max_body_bytes}"
         data = path.read_bytes()
-        return read_metadata(data, max_pixels=settings.max_pixels), data
-    except DarkroomError as exc:
-        return exc.message
     except OSError as exc:
         return exc.strerror or str(exc)
+    try:
+        _, created = ingest(store, settings, data, path.name)
+    except StoreUnavailable:
+        raise  # no fault of this file: every other one would fail too
+    except DarkroomError as exc:
+        return exc.message
+    return created
 
 
 @dataclass
@@ -71,20 +73,11 @@ def import_folders(store: ImageStore, dirs: list[Path], settings: Settings) -> I
     counts = ImportCounts()
     for root, path in tqdm(files, desc="importing", unit="file", file=sys.stderr):
         shown = path.relative_to(root).as_posix()
-        prepared = _prepare(path, settings)
-        if isinstance(prepared, str):
+        outcome = _import_file(store, path, settings)
+        if isinstance(outcome, str):
             counts.skipped += 1
-            tqdm.write(f"skipped {shown}: {prepared}", file=sys.stderr)
-            continue
-        meta, data = prepared
-        name = clean_name(
-            path.name,
-            image_id=image_id(meta.sha256),
-            format=meta.format,
-            max_length=settings.max_name_length,
-        )
-        _, created = store.add(meta, name, data)
-        if created:
+            tqdm.write(f"skipped {shown}: {outcome}", file=sys.stderr)
+        elif outcome:
             counts.imported += 1
         else:
             counts.duplicates += 1

@@ -5,24 +5,22 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from catalog.config import get_settings
+from catalog.config import Settings, get_settings
 from catalog.errors import install_error_handlers
 from catalog.routes import router
 from catalog.store import ImageStore, open_store
 
 
-def create_app(*, store: ImageStore | None = None) -> FastAPI:
-    """Build the catalog app on CATALOG_STORE, or on the given store (which the caller closes)."""
+def create_app(*, settings: Settings | None = None, store: ImageStore | None = None) -> FastAPI:
+    """Build the catalog app on the settings' store, or on the given one (the caller closes it)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Resolved here so a get_settings override applies to the store as well.
         if store is not None:
             app.state.store = store
             yield
             return
-        settings = app.dependency_overrides.get(get_settings, get_settings)()
-        opened = open_store(settings.store, settings.blobs)
+        opened = open_store(app.state.settings.store, app.state.settings.blobs)
         app.state.store = opened
         try:
             yield
@@ -35,6 +33,7 @@ def create_app(*, store: ImageStore | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
     )
+    app.state.settings = settings or get_settings()
     install_error_handlers(app)
     app.include_router(router)
     return app

@@ -5,27 +5,31 @@ from typing import Annotated, cast
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from catalog.config import Settings, get_settings
+from catalog.config import Settings
 from catalog.errors import ImageNotFound, UnreadableImage
-from catalog.metadata import read_metadata
+from catalog.ingest import ingest
 from catalog.models import (
     CatalogStats,
     ImagePage,
     ImagePublic,
     ImageQuery,
     ImageRecord,
-    image_id,
     is_image_id,
 )
-from catalog.names import clean_name
 from catalog.store import ImageStore
 from catalog.uploads import read_upload
 
 router = APIRouter()
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-
 CONTENT_CACHE_CONTROL = "public, max-age=31536000, immutable"
+
+
+def get_app_settings(request: Request) -> Settings:
+    """The settings the app was built with."""
+    return cast(Settings, request.app.state.settings)
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 
 def get_store(request: Request) -> ImageStore:
@@ -39,7 +43,7 @@ StoreDep = Annotated[ImageStore, Depends(get_store)]
 def valid_image_id(image_id: str) -> str:
     """The path's image id; anything not shaped like an id cannot exist, so it is a 404."""
     if not is_image_id(image_id):
-        raise ImageNotFound(f"no image has the id {image_id[:80]!r}")
+        raise ImageNotFound(image_id)
     return image_id
 
 
@@ -50,20 +54,6 @@ ImageIdDep = Annotated[str, Depends(valid_image_id)]
 def healthz() -> dict[str, str]:
     """Liveness: the process answers."""
     return {"status": "ok", "service": "catalog"}
-
-
-def ingest(
-    store: ImageStore, settings: Settings, data: bytes, name: str | None
-) -> tuple[ImageRecord, bool]:
-    """Parse the header, hash and store one upload (CPU and disk work: run off the loop)."""
-    meta = read_metadata(data, max_pixels=settings.max_pixels)
-    safe_name = clean_name(
-        name,
-        image_id=image_id(meta.sha256),
-        format=meta.format,
-        max_length=settings.max_name_length,
-    )
-    return store.add(meta, safe_name, data)
 
 
 @router.post(
@@ -85,6 +75,7 @@ async def upload_image(
     upload = await read_upload(request, settings.max_body_bytes)
     if not upload.data:
         raise UnreadableImage("empty body: send the image bytes as the request body")
+    # Hashing, header parsing and the blob write are CPU and disk work: off the event loop.
     record, created = await run_in_threadpool(
         ingest, store, settings, upload.data, name if name is not None else upload.filename
     )

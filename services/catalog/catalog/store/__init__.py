@@ -1,6 +1,5 @@
 """The ImageStore protocol every catalog backend implements, and open_store(url)."""
 
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
@@ -15,10 +14,6 @@ class ImageStore(Protocol):
 
     def add(self, meta: ImageMeta, name: str, data: bytes) -> tuple[ImageRecord, bool]:
         """Store an image once per sha256; returns (record, created)."""
-        ...
-
-    def add_records(self, records: Iterable[ImageRecord]) -> int:
-        """Bulk-load metadata-only records (benchmarks); no originals are stored."""
         ...
 
     def get(self, image_id: str) -> ImageRecord:

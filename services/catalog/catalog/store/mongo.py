@@ -3,7 +3,7 @@
 import logging
 import re
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -31,6 +31,7 @@ from catalog.models import (
 logger = logging.getLogger(__name__)
 
 DEFAULT_DATABASE = "darkroom"
+COLLECTION = "images"
 # A request should fail fast with a 503 rather than wait pymongo's default 30 s for a server.
 SERVER_SELECTION_TIMEOUT_MS = 3000
 _ADD_ATTEMPTS = 3
@@ -75,7 +76,7 @@ class MongoImageStore:
         self._client = client
         self._owns_client = owns_client
         self._db: Database[Document] = client[database]
-        self._images = self._db["images"]
+        self._images = self._db[COLLECTION]
         self._files = gridfs.GridFS(self._db)
         self._ready = False
         self._ready_lock = threading.Lock()
@@ -131,7 +132,7 @@ class MongoImageStore:
                 # and the others delete their copy, so one original survives per record.
                 blob = self._files.put(data, metadata={"sha256": meta.sha256})
                 try:
-                    self._images.insert_one(_document(record, blob))
+                    self._images.insert_one(to_document(record, blob))
                 except DuplicateKeyError:
                     self._discard(blob)
                     continue  # the winner's record is found at the top of the loop
@@ -148,28 +149,13 @@ class MongoImageStore:
         except PyMongoError:
             logger.warning("could not delete the unreferenced GridFS file %s", blob)
 
-    def add_records(self, records: Iterable[ImageRecord]) -> int:
-        """Bulk-load metadata-only records (benchmarks); no originals are stored."""
-        self._ensure_indexes()
-        added = 0
-        batch: list[Document] = []
-        with self._available():
-            for record in records:
-                batch.append(_document(record, None))
-                if len(batch) == 10_000:
-                    added += len(self._images.insert_many(batch, ordered=False).inserted_ids)
-                    batch = []
-            if batch:
-                added += len(self._images.insert_many(batch, ordered=False).inserted_ids)
-        return added
-
     def get(self, image_id: str) -> ImageRecord:
         """The record with this id; ImageNotFound otherwise."""
         self._ensure_indexes()
         with self._available():
             record = self._find({"_id": image_id})
         if record is None:
-            raise ImageNotFound(f"no image has the id {image_id[:80]!r}")
+            raise ImageNotFound(image_id)
         return record
 
     def content(self, image_id: str) -> bytes:
@@ -178,28 +164,22 @@ class MongoImageStore:
         with self._available():
             document = self._images.find_one({"_id": image_id}, {"blob": 1})
             if document is None or document.get("blob") is None:
-                raise ImageNotFound(f"no image has the id {image_id[:80]!r}")
+                raise ImageNotFound(image_id)
             try:
                 return bytes(self._files.get(document["blob"]).read())
             except gridfs.errors.NoFile:  # deleted between the two reads
-                raise ImageNotFound(f"no image has the id {image_id[:80]!r}") from None
+                raise ImageNotFound(image_id) from None
 
     def query(self, query: ImageQuery) -> ImagePage:
         """One page of records matching the filters, in the query's sort order."""
         self._ensure_indexes()
         with self._available():
-            documents = list(self._page_cursor(query))
+            documents = list(self.page_cursor(query))
         items: list[ImagePublic] = [_record(d) for d in documents[: query.limit]]
         next_cursor = encode_cursor(query.sort, items[-1]) if len(documents) > query.limit else None
         return ImagePage(items=items, next_cursor=next_cursor)
 
-    def explain(self, query: ImageQuery) -> Document:
-        """The server's plan for this page (pymongo Cursor.explain)."""
-        self._ensure_indexes()
-        with self._available():
-            return self._page_cursor(query).explain()
-
-    def _page_cursor(self, query: ImageQuery) -> Cursor[Document]:
+    def page_cursor(self, query: ImageQuery) -> Cursor[Document]:
         """The page's documents in sort order, one extra to tell whether a next page exists."""
         direction = DESCENDING if query.descending else ASCENDING
         return (
@@ -214,7 +194,7 @@ class MongoImageStore:
         with self._available():
             document = self._images.find_one_and_delete({"_id": image_id}, {"blob": 1})
             if document is None:
-                raise ImageNotFound(f"no image has the id {image_id[:80]!r}")
+                raise ImageNotFound(image_id)
             # The record goes first: a crash in between leaves an orphan file, never a
             # record whose original is missing.
             if document.get("blob") is not None:
@@ -245,15 +225,14 @@ class MongoImageStore:
         return None if first is None else int(first[field])
 
     @property
-    def database_name(self) -> str:
+    def database(self) -> Database[Document]:
         """The database holding the records and the GridFS bucket."""
-        return self._db.name
+        return self._db
 
-    def drop(self) -> None:
-        """Delete the whole database (tests and benchmarks use a throwaway one)."""
-        with self._available():
-            self._client.drop_database(self._db.name)
-        self._ready = False
+    @property
+    def database_name(self) -> str:
+        """The name of the database holding the records and the GridFS bucket."""
+        return self._db.name
 
     def close(self) -> None:
         """Close the client when this store opened it."""
@@ -261,7 +240,8 @@ class MongoImageStore:
             self._client.close()
 
 
-def _document(record: ImageRecord, blob: ObjectId | None) -> Document:
+def to_document(record: ImageRecord, blob: ObjectId | None) -> Document:
+    """The record as its document in COLLECTION; blob is its GridFS original, if any."""
     fields = record.model_dump()
     document: Document = {"_id": fields.pop("id"), **fields}
     # Kept beside the name so the substring filter folds case exactly as SQLite's does.

@@ -2,7 +2,7 @@
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -96,6 +96,7 @@ _FIELDS = (
     "orientation", "bytes", "exif_orientation", "created",
 )  # fmt: skip
 _COLUMNS = ", ".join(_FIELDS)
+INSERT = f"INSERT INTO images ({_COLUMNS}) VALUES ({', '.join(f':{f}' for f in _FIELDS)})"
 # Sort fields map to columns through this table only, so no query text reaches the SQL.
 _SORT_COLUMNS = {f: f for f in ("width", "height", "pixels", "created", "name")}
 
@@ -110,6 +111,13 @@ def _from_micros(micros: int) -> datetime:
 
 def _casefold(value: str | None) -> str | None:
     return None if value is None else value.casefold()
+
+
+def to_row(record: ImageRecord) -> dict[str, Any]:
+    """The record as the named parameters of INSERT (created in microseconds since the epoch)."""
+    row = {field: getattr(record, field) for field in _FIELDS}
+    row["created"] = _to_micros(record.created)
+    return row
 
 
 def _record(row: sqlite3.Row) -> ImageRecord:
@@ -128,11 +136,22 @@ class SqliteImageStore:
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
-        connection = self._connection()
+        connection = self.connection()
         connection.execute("PRAGMA journal_mode = WAL")
         connection.executescript(f"BEGIN IMMEDIATE; {SCHEMA} COMMIT;")
 
-    def _connection(self) -> sqlite3.Connection:
+    @property
+    def path(self) -> Path:
+        """The SQLite database file."""
+        return self._path
+
+    @property
+    def blobs(self) -> BlobStore:
+        """Where the originals are kept."""
+        return self._blobs
+
+    def connection(self) -> sqlite3.Connection:
+        """The calling thread's connection, opened on first use."""
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
         if connection is None:
             # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE below).
@@ -155,9 +174,9 @@ class SqliteImageStore:
         return connection
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction holding SQLite's write lock from the start."""
-        connection = self._connection()
+        connection = self.connection()
         connection.execute("BEGIN IMMEDIATE")
         try:
             yield connection
@@ -169,7 +188,7 @@ class SqliteImageStore:
 
     def _find(self, column: str, value: str) -> ImageRecord | None:
         sql = f"SELECT {_COLUMNS} FROM images WHERE {column} = ?"
-        row = self._connection().execute(sql, (value,)).fetchone()
+        row = self.connection().execute(sql, (value,)).fetchone()
         return None if row is None else _record(row)
 
     def add(self, meta: ImageMeta, name: str, data: bytes) -> tuple[ImageRecord, bool]:
@@ -182,7 +201,7 @@ class SqliteImageStore:
         self._blobs.put(meta.sha256, data)
         record = ImageRecord.from_meta(meta, name=name)
         try:
-            with self._write() as connection:
+            with self.write() as connection:
                 row = connection.execute(
                     f"SELECT {_COLUMNS} FROM images WHERE sha256 = ?", (meta.sha256,)
                 ).fetchone()
@@ -190,12 +209,7 @@ class SqliteImageStore:
                     return _record(row), False
                 if not self._blobs.exists(meta.sha256):  # a concurrent delete removed it
                     self._blobs.put(meta.sha256, data)
-                values = record.model_dump()
-                values["created"] = _to_micros(record.created)
-                placeholders = ", ".join(f":{column}" for column in values)
-                connection.execute(
-                    f"INSERT INTO images ({', '.join(values)}) VALUES ({placeholders})", values
-                )
+                connection.execute(INSERT, to_row(record))
         except sqlite3.IntegrityError:
             winner = self._find("sha256", meta.sha256)
             if winner is not None:
@@ -209,7 +223,7 @@ class SqliteImageStore:
 
     def _discard_blob(self, sha256: str) -> None:
         """Delete a blob that no record references."""
-        with self._write() as connection:
+        with self.write() as connection:
             referenced = connection.execute(
                 "SELECT 1 FROM images WHERE sha256 = ?", (sha256,)
             ).fetchone()
@@ -220,7 +234,7 @@ class SqliteImageStore:
         """The record with this id; ImageNotFound otherwise."""
         record = self._find("id", image_id)
         if record is None:
-            raise ImageNotFound(f"no image has the id {image_id[:80]!r}")
+            raise ImageNotFound(image_id)
         return record
 
     def content(self, image_id: str) -> bytes:
@@ -229,8 +243,8 @@ class SqliteImageStore:
 
     def query(self, query: ImageQuery) -> ImagePage:
         """One page of records matching the filters, in the query's sort order."""
-        sql, params = _page_sql(query)
-        connection = self._connection()
+        sql, params = page_sql(query)
+        connection = self.connection()
         connection.execute("BEGIN")  # one snapshot for both reads
         try:
             # Order and filter inside the sort's index first, then read the page's rows:
@@ -248,26 +262,20 @@ class SqliteImageStore:
         next_cursor = encode_cursor(query.sort, items[-1]) if len(ids) > query.limit else None
         return ImagePage(items=items, next_cursor=next_cursor)
 
-    def explain(self, query: ImageQuery) -> list[str]:
-        """SQLite's plan for this page, one line per step (EXPLAIN QUERY PLAN)."""
-        sql, params = _page_sql(query)
-        rows = self._connection().execute(f"EXPLAIN QUERY PLAN {sql}", params).fetchall()
-        return [row["detail"] for row in rows]
-
     def delete(self, image_id: str) -> None:
         """Remove the record and its original; ImageNotFound otherwise."""
-        with self._write() as connection:
+        with self.write() as connection:
             row = connection.execute(
                 "DELETE FROM images WHERE id = ? RETURNING sha256", (image_id,)
             ).fetchone()
             if row is None:
-                raise ImageNotFound(f"no image has the id {image_id[:80]!r}")
+                raise ImageNotFound(image_id)
             # Inside the transaction, so a concurrent add of the same bytes waits for us.
             self._blobs.delete(row["sha256"])
 
     def stats(self) -> CatalogStats:
         """Counts by format and orientation, and the width and height ranges."""
-        connection = self._connection()
+        connection = self.connection()
         connection.execute("BEGIN")  # one snapshot for both reads
         try:
             # Separate subqueries so each min/max is one index lookup, not a scan.
@@ -288,15 +296,6 @@ class SqliteImageStore:
             count=sum(formats.values()), formats=formats, orientations=orientations, **dict(ranges)
         )
 
-    def add_records(self, records: Iterable[ImageRecord]) -> int:
-        """Bulk-load metadata-only records in one transaction (benchmarks); no originals."""
-        rows = ((*(getattr(r, c) for c in _FIELDS[:-1]), _to_micros(r.created)) for r in records)
-        with self._write() as connection:
-            cursor = connection.executemany(
-                f"INSERT INTO images ({_COLUMNS}) VALUES ({', '.join('?' * len(_FIELDS))})", rows
-            )
-            return cursor.rowcount
-
     def close(self) -> None:
         """Close every thread's connection."""
         with self._lock:
@@ -306,7 +305,7 @@ class SqliteImageStore:
             connection.close()
 
 
-def _page_sql(query: ImageQuery) -> tuple[str, list[Any]]:
+def page_sql(query: ImageQuery) -> tuple[str, list[Any]]:
     """The ids of one page, in order (limit + 1 of them, to tell whether a next page exists)."""
     where, params = _filters(query)
     column = _SORT_COLUMNS[query.sort_field]

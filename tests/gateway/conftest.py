@@ -10,9 +10,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from catalog.config import Settings as CatalogSettings
-from catalog.config import get_settings as get_catalog_settings
 from catalog.main import create_app as create_catalog
-from gateway.config import Settings, get_settings
+from gateway.config import Settings
 from gateway.main import create_app
 from processor.main import create_app as create_processor
 
@@ -33,9 +32,8 @@ class Backends:
 def backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backends]:
     """Catalog (holding every sample) and processor apps with their lifespans running."""
     data = tmp_path_factory.mktemp("catalog")
-    catalog = create_catalog()
-    catalog.dependency_overrides[get_catalog_settings] = lambda: CatalogSettings(
-        store=f"sqlite:///{data / 'catalog.db'}", blobs=data / "blobs"
+    catalog = create_catalog(
+        settings=CatalogSettings(store=f"sqlite:///{data / 'catalog.db'}", blobs=data / "blobs")
     )
     processor = create_processor()
     with TestClient(catalog) as catalog_client, TestClient(processor):
@@ -55,8 +53,7 @@ def gateway_client(
     processor: httpx.AsyncBaseTransport | None = None,
 ) -> TestClient:
     """A TestClient for a gateway with the given settings and backend transports."""
-    app = create_app(catalog_transport=catalog, processor_transport=processor)
-    app.dependency_overrides[get_settings] = lambda: settings
+    app = create_app(settings=settings, catalog_transport=catalog, processor_transport=processor)
     return TestClient(app, follow_redirects=False)
 
 

@@ -197,7 +197,7 @@ def test_render_returns_rot90_pixels_and_is_cached(client: TestClient, ids: dict
     expected = np.rot90(decoded((SAMPLES / "rocket.jpg").read_bytes()))
     assert np.array_equal(decoded(first.content), expected)
 
-    results = client.app.state.results  # type: ignore[attr-defined]
+    results = client.app.state.renderer.results  # type: ignore[attr-defined]
     cached = len(results)
     again = client.get(url, params=params)
     assert again.content == first.content

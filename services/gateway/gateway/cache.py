@@ -11,7 +11,7 @@ CacheKey = tuple[str, str, str]
 class ResultCache:
     """Least-recently-used results, bounded by item count and total bytes.
 
-    Keys are (image sha256, pipeline, output format): an image's bytes never change under
+    Keys are (image sha256, canonical pipeline, output format): an image's bytes never change under
     its sha256, so an entry never goes stale, it only ages out.
     """
 

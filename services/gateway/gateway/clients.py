@@ -93,11 +93,11 @@ class ServiceClient:
                 f"{_error_message(response)}"
             )
         if response.status_code >= 400:
-            code = _error_code(response)
-            message = f"{self.service}: {_error_message(response)}"
-            if response.status_code == 404 and code == "image_not_found":
-                raise ImageNotFound(message)
-            raise BackendRejected(message, status=response.status_code, code=code)
+            raise BackendRejected(
+                f"{self.service}: {_error_message(response)}",
+                status=response.status_code,
+                code=_error_code(response),
+            )
         return response
 
     def unavailable(self, reason: str) -> BackendUnavailable:
@@ -113,7 +113,7 @@ IMAGE_ID = re.compile(r"[0-9a-f]{1,64}")
 def image_path(image_id: str) -> str:
     """The catalog path of an image; ids that cannot exist never reach the wire."""
     if not IMAGE_ID.fullmatch(image_id):
-        raise ImageNotFound(f"no image has the id {image_id[:80]!r}")
+        raise ImageNotFound(image_id)
     return f"/v1/images/{image_id}"
 
 
@@ -127,14 +127,23 @@ class CatalogClient(ServiceClient):
         response = await self.request("GET", "/v1/images", params=params)
         return ImagePage.model_validate(response.json())
 
+    async def image_request(self, method: str, image_id: str, suffix: str = "") -> httpx.Response:
+        """Send a request about one image; ImageNotFound when the catalog has no such image."""
+        try:
+            return await self.request(method, image_path(image_id) + suffix)
+        except BackendRejected as exc:
+            if exc.code == "image_not_found":
+                raise ImageNotFound(image_id) from None
+            raise
+
     async def get_image(self, image_id: str) -> ImageRecord:
         """Fetch one image's metadata."""
-        response = await self.request("GET", image_path(image_id))
+        response = await self.image_request("GET", image_id)
         return ImageRecord.model_validate(response.json())
 
     async def content(self, image_id: str) -> Original:
         """Fetch one image's original bytes."""
-        response = await self.request("GET", f"{image_path(image_id)}/content")
+        response = await self.image_request("GET", image_id, "/content")
         media_type = response.headers.get("content-type", "application/octet-stream")
         return Original(response.content, media_type)
 
@@ -148,6 +157,11 @@ class ProcessorClient(ServiceClient):
         """List the operations the processor offers."""
         response = await self.request("GET", "/v1/operations")
         return [OperationInfo.model_validate(item) for item in response.json()]
+
+    async def canonical(self, ops: str) -> str:
+        """Validate a pipeline and return the processor's canonical text for it."""
+        response = await self.request("GET", "/v1/pipeline", params={"ops": ops})
+        return str(response.json()["pipeline"])
 
     async def process(self, original: Original, ops: str, fmt: str | None) -> Rendered:
         """Run a pipeline over an original and return the encoded result."""

@@ -18,6 +18,7 @@ class Settings(BaseSettings):
     cache_max_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
     cache_max_items: int = Field(default=512, ge=0)
     operations_ttl_s: float = Field(default=30.0, ge=0)
+    pipeline_cache_items: int = Field(default=4096, ge=1)
     thumb_size: int = Field(default=320, ge=16, le=2048)
     page_size: int = Field(default=24, ge=1, le=200)
     retry_after_s: int = Field(default=5, ge=1)

@@ -1,18 +1,29 @@
-"""Gateway errors, rendered as HTML error pages.
+"""Gateway errors and the handlers that turn every failure into an HTML error page.
 
-DarkroomError              base: an HTTP status, a snake_case code and a message
-├── PageNotFound           404  no route matches the URL (and other routing errors)
-├── InvalidInput           422  a query or form field the gateway cannot use
-├── ImageNotFound          404  the catalog has no such image
-├── BackendRejected        4xx  a backend refused the request; its status and message pass through
-└── BackendUnavailable     503  a backend is down, timing out or failing (with Retry-After)
+DarkroomError                 base: an HTTP status, a snake_case code, a message, Retry-After
+├── RouteNotFound       404   no page at that URL
+├── ImageNotFound       404   the catalog has no such image
+├── MethodNotAllowed    405   the URL exists, the method does not
+├── InvalidInput        422   a query or form field the gateway cannot use
+├── BackendRejected     4xx   a backend refused the request; its status, code and message pass on
+├── InternalError       500   anything unexpected; the details stay in the server's log
+└── BackendUnavailable  503   a backend is down, timing out or failing (with Retry-After)
+
+Every error leaves the gateway as ``error.html`` with the error's status.
 """
+
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException
+
+# FastAPI prefixes error locations with where the value came from; the field name is what helps.
+_LOCATIONS = frozenset({"query", "path", "body", "header", "cookie"})
 
 
 class DarkroomError(Exception):
@@ -21,31 +32,25 @@ class DarkroomError(Exception):
     status: int = 500
     code: str = "internal_error"
     title: str = "Something went wrong"
+    retry_after: int | None = None
 
     def __init__(self, message: str, *, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.message = message
-        self.retry_after = retry_after
+        if retry_after is not None:
+            self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        """Return the response headers this error carries (``Retry-After``, when set)."""
+        return {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
 
 
-class PageNotFound(DarkroomError):
-    """No page at that URL, or a method the URL does not allow."""
+class RouteNotFound(DarkroomError):
+    """No page at that URL."""
 
     status = 404
     code = "not_found"
     title = "Page not found"
-
-    def __init__(self, message: str, *, status: int = 404) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class InvalidInput(DarkroomError):
-    """A query or form field the gateway cannot use."""
-
-    status = 422
-    code = "invalid_parameter"
-    title = "Invalid input"
 
 
 class ImageNotFound(DarkroomError):
@@ -54,6 +59,25 @@ class ImageNotFound(DarkroomError):
     status = 404
     code = "image_not_found"
     title = "Image not found"
+
+    def __init__(self, image_id: str) -> None:
+        super().__init__(f"no image has the id {image_id[:80]!r}")
+
+
+class MethodNotAllowed(DarkroomError):
+    """The URL exists but does not take the request's method."""
+
+    status = 405
+    code = "method_not_allowed"
+    title = "Method not allowed"
+
+
+class InvalidInput(DarkroomError):
+    """A query or form field the gateway cannot use."""
+
+    status = 422
+    code = "invalid_parameter"
+    title = "Invalid input"
 
 
 class BackendRejected(DarkroomError):
@@ -67,6 +91,13 @@ class BackendRejected(DarkroomError):
         self.code = code
 
 
+class InternalError(DarkroomError):
+    """Anything unexpected: the visitor learns only that it was not their fault."""
+
+    status = 500
+    code = "internal_error"
+
+
 class BackendUnavailable(DarkroomError):
     """A backend is down, timing out or failing."""
 
@@ -75,42 +106,59 @@ class BackendUnavailable(DarkroomError):
     title = "Service unavailable"
 
 
-def validation_message(exc: RequestValidationError) -> str:
-    """Summarise FastAPI validation errors as 'field: problem' lines."""
+def describe_validation_errors(errors: Sequence[Any]) -> str:
+    """Summarise FastAPI validation errors as ``field: problem; ...``."""
     parts = []
-    for error in exc.errors():
-        field = ".".join(str(p) for p in error.get("loc", ()) if p not in ("query", "path", "body"))
-        parts.append(f"{field}: {error.get('msg', 'invalid value')}")
+    for error in errors:
+        field = ".".join(str(part) for part in error.get("loc", ()) if part not in _LOCATIONS)
+        problem = str(error.get("msg", "invalid value"))
+        parts.append(f"{field}: {problem}" if field else problem)
     return "; ".join(parts) or "invalid request"
 
 
-def install_error_handlers(app: FastAPI, templates: Jinja2Templates) -> None:
-    """Render every DarkroomError, and request validation errors, as an HTML error page."""
+def routing_error(exc: HTTPException, path: str) -> DarkroomError:
+    """Name a routing failure (unknown path, wrong method) as a domain error."""
+    if exc.status_code == 404:
+        return RouteNotFound(f"{path}: {exc.detail}")
+    if exc.status_code == 405:
+        return MethodNotAllowed(f"{path}: {exc.detail}")
+    error = DarkroomError(f"{path}: {exc.detail}")
+    error.status = exc.status_code
+    error.code = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_").replace("-", "_")
+    return error
 
-    def page(request: Request, error: DarkroomError) -> Response:
-        headers = {"Retry-After": str(error.retry_after)} if error.retry_after else None
+
+def install_error_handlers(app: FastAPI, templates: Jinja2Templates) -> None:
+    """Render domain, validation, routing and unexpected errors as the one HTML error page."""
+
+    def respond(
+        request: Request, error: DarkroomError, extra: Mapping[str, str] | None = None
+    ) -> Response:
         return templates.TemplateResponse(
             request,
             "error.html",
             {"error": error},
             status_code=error.status,
-            headers=headers,
+            headers={**(extra or {}), **error.headers()},
         )
 
-    async def on_darkroom_error(request: Request, exc: Exception) -> Response:
+    async def on_domain_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, DarkroomError)
-        return page(request, exc)
+        return respond(request, exc)
 
     async def on_validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
-        return page(request, InvalidInput(validation_message(exc)))
+        return respond(request, InvalidInput(describe_validation_errors(exc.errors())))
 
-    async def on_http_error(request: Request, exc: Exception) -> Response:
+    async def on_routing_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        return page(
-            request, PageNotFound(f"{request.url.path}: {exc.detail}", status=exc.status_code)
-        )
+        return respond(request, routing_error(exc, request.url.path), exc.headers)
 
-    app.add_exception_handler(DarkroomError, on_darkroom_error)
-    app.add_exception_handler(HTTPException, on_http_error)
+    async def on_unexpected_error(request: Request, _exc: Exception) -> Response:
+        # Starlette re-raises the exception after this response, so the server logs it once.
+        return respond(request, InternalError("An unexpected error; the gateway logged it."))
+
+    app.add_exception_handler(DarkroomError, on_domain_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(HTTPException, on_routing_error)
+    app.add_exception_handler(Exception, on_unexpected_error)

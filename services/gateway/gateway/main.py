@@ -10,25 +10,28 @@ from fastapi.staticfiles import StaticFiles
 
 from gateway.cache import OperationsCache, ResultCache
 from gateway.clients import CatalogClient, ProcessorClient
-from gateway.config import get_settings
+from gateway.config import Settings, get_settings
 from gateway.errors import install_error_handlers
+from gateway.rendering import CanonicalPipelines, Renderer
 from gateway.routes import router, templates
 
 
 def create_app(
     *,
+    settings: Settings | None = None,
     catalog_transport: httpx.AsyncBaseTransport | None = None,
     processor_transport: httpx.AsyncBaseTransport | None = None,
 ) -> FastAPI:
-    """Build the gateway; backend clients are opened in the lifespan.
+    """Build the gateway with ``settings`` (default: from the environment).
 
-    The transports default to the network; tests pass `httpx.ASGITransport`s that put the
-    real catalog and processor apps behind the same clients.
+    Backend clients are opened in the lifespan. The transports default to the network;
+    tests pass `httpx.ASGITransport`s that put the real catalog and processor apps behind
+    the same clients.
     """
+    settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        settings = app.dependency_overrides.get(get_settings, get_settings)()
         timeout = httpx.Timeout(settings.timeout_s, connect=settings.connect_timeout_s)
         async with (
             httpx.AsyncClient(
@@ -38,17 +41,23 @@ def create_app(
                 base_url=settings.processor_url, timeout=timeout, transport=processor_transport
             ) as processor_http,
         ):
-            app.state.catalog = CatalogClient(catalog_http, retry_after=settings.retry_after_s)
-            app.state.processor = ProcessorClient(
-                processor_http, retry_after=settings.retry_after_s
+            app.state.renderer = Renderer(
+                CatalogClient(catalog_http, retry_after=settings.retry_after_s),
+                ProcessorClient(processor_http, retry_after=settings.retry_after_s),
+                results=ResultCache(
+                    max_items=settings.cache_max_items, max_bytes=settings.cache_max_bytes
+                ),
+                operations=OperationsCache(ttl_s=settings.operations_ttl_s),
+                pipelines=CanonicalPipelines(
+                    max_items=settings.pipeline_cache_items, ttl_s=settings.operations_ttl_s
+                ),
+                page_size=settings.page_size,
+                thumb_size=settings.thumb_size,
             )
-            app.state.results = ResultCache(
-                max_items=settings.cache_max_items, max_bytes=settings.cache_max_bytes
-            )
-            app.state.operations = OperationsCache(ttl_s=settings.operations_ttl_s)
             yield
 
     app = FastAPI(title="Darkroom gateway", lifespan=lifespan)
+    app.state.settings = settings
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     app.include_router(router)
     install_error_handlers(app, templates)

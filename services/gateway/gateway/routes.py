@@ -1,6 +1,5 @@
 """Gateway pages and image routes."""
 
-import hashlib
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlencode
@@ -10,11 +9,10 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, BeforeValidator, Field
 
-from gateway.cache import OperationsCache, ResultCache
-from gateway.clients import CatalogClient, ImagePage, ImageRecord, ProcessorClient, Rendered
-from gateway.config import Settings, get_settings
+from gateway.clients import ImagePage, ImageRecord, Rendered
 from gateway.errors import BackendRejected, InvalidInput
 from gateway.forms import build_step, form_fields, prefilled, split_pipeline, step_values
+from gateway.rendering import Renderer
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 router = APIRouter()
@@ -32,40 +30,15 @@ SORTS = {
     "name": "Name A to Z",
     "-name": "Name Z to A",
 }
-ORIGINAL_CACHE = "public, max-age=31536000, immutable"
-# Results depend on the processor's version as well as on the image, so they are revalidated.
-RESULT_CACHE = "public, max-age=3600"
 
 
-def get_catalog(request: Request) -> CatalogClient:
-    """The catalog client built at start-up."""
-    client: CatalogClient = request.app.state.catalog
-    return client
+def get_renderer(request: Request) -> Renderer:
+    """The renderer built at start-up: the pages' one way to the backends."""
+    renderer: Renderer = request.app.state.renderer
+    return renderer
 
 
-def get_processor(request: Request) -> ProcessorClient:
-    """The processor client built at start-up."""
-    client: ProcessorClient = request.app.state.processor
-    return client
-
-
-def get_result_cache(request: Request) -> ResultCache:
-    """The in-memory cache of processed results."""
-    cache: ResultCache = request.app.state.results
-    return cache
-
-
-def get_operations_cache(request: Request) -> OperationsCache:
-    """The cached list of processor operations."""
-    cache: OperationsCache = request.app.state.operations
-    return cache
-
-
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-CatalogDep = Annotated[CatalogClient, Depends(get_catalog)]
-ProcessorDep = Annotated[ProcessorClient, Depends(get_processor)]
-ResultsDep = Annotated[ResultCache, Depends(get_result_cache)]
-OperationsDep = Annotated[OperationsCache, Depends(get_operations_cache)]
+RendererDep = Annotated[Renderer, Depends(get_renderer)]
 IfNoneMatch = Annotated[str | None, Header()]
 
 
@@ -101,56 +74,10 @@ OutputFormat = Annotated[
 ]
 
 
-def result_key(record: ImageRecord, ops: str, fmt: str) -> tuple[str, str, str]:
-    """Cache key of a processed result."""
-    return (record.sha256, ops, fmt)
-
-
-def result_etag(record: ImageRecord, ops: str, fmt: str) -> str:
-    """A strong ETag for a processed result."""
-    digest = hashlib.blake2b(f"{ops}\n{fmt}".encode(), digest_size=8).hexdigest()
-    return f'"{record.sha256[:16]}-{digest}"'
-
-
 def render_url(record: ImageRecord, ops: str, fmt: str, **extra: str) -> str:
     """URL of the processed image."""
     query = {"ops": ops, **({"format": fmt} if fmt else {}), **extra}
     return f"/images/{record.id}/render?{urlencode(query)}"
-
-
-async def render(
-    record: ImageRecord,
-    ops: str,
-    fmt: str,
-    catalog: CatalogClient,
-    processor: ProcessorClient,
-    results: ResultCache,
-) -> Rendered:
-    """Process an image through the cache: originals are fetched only on a miss."""
-    key = result_key(record, ops, fmt)
-    cached = results.get(key)
-    if cached is not None:
-        return cached
-    original = await catalog.content(record.id)
-    rendered = await processor.process(original, ops, fmt or None)
-    results.put(key, rendered)
-    return rendered
-
-
-def etag_matches(etag: str, if_none_match: str | None) -> bool:
-    """Whether an If-None-Match header names this ETag."""
-    return bool(if_none_match) and etag in {tag.strip() for tag in (if_none_match or "").split(",")}
-
-
-def not_modified(etag: str, cache_control: str) -> Response:
-    """A 304 that repeats the validators."""
-    return Response(status_code=304, headers={"ETag": etag, "Cache-Control": cache_control})
-
-
-def image_response(content: bytes, media_type: str, etag: str, cache_control: str) -> Response:
-    """An image response with its validators."""
-    headers = {"ETag": etag, "Cache-Control": cache_control}
-    return Response(content, media_type=media_type, headers=headers)
 
 
 @router.get("/healthz")
@@ -163,16 +90,12 @@ async def healthz() -> dict[str, str]:
 async def gallery(
     request: Request,
     query: Annotated[GalleryQuery, Query()],
-    catalog: CatalogDep,
-    settings: SettingsDep,
+    renderer: RendererDep,
 ) -> Response:
     """The gallery: a query form and a grid of thumbnails, one page at a time."""
-    params = [*query.filters(), ("limit", str(settings.page_size))]
-    if query.cursor:
-        params.append(("cursor", query.cursor))
     error: BackendRejected | None = None
     try:
-        page = await catalog.list_images(params)
+        page = await renderer.page(query.filters(), query.cursor)
     except BackendRejected as exc:
         # A query the catalog refuses (min above max, say) is shown above the form that made it.
         page, error = ImagePage(items=[]), exc
@@ -198,18 +121,15 @@ async def gallery(
 async def image_page(
     request: Request,
     image_id: str,
-    catalog: CatalogDep,
-    processor: ProcessorDep,
-    results: ResultsDep,
-    operations_cache: OperationsDep,
+    renderer: RendererDep,
     ops: str = "",
     format: OutputFormat = "",
     op: str | None = None,
     action: Literal["apply", "add"] = "apply",
 ) -> Response:
     """One image: the original, its metadata, the processing form and the result."""
-    record = await catalog.get_image(image_id)
-    operations = await operations_cache.get(processor)
+    record = await renderer.image(image_id)
+    operations = await renderer.operations()
     by_name = {operation.name: operation for operation in operations}
     ops = ops.strip()
     if op is not None:
@@ -227,7 +147,7 @@ async def image_page(
     error: BackendRejected | None = None
     if ops:
         try:
-            result = await render(record, ops, format, catalog, processor, results)
+            result = await renderer.render(record, ops, format)
         except BackendRejected as exc:
             error = exc
     steps = split_pipeline(ops)
@@ -261,47 +181,33 @@ async def image_page(
 
 @router.get("/images/{image_id}/original", name="original")
 async def original(
-    image_id: str, catalog: CatalogDep, if_none_match: IfNoneMatch = None
+    image_id: str, renderer: RendererDep, if_none_match: IfNoneMatch = None
 ) -> Response:
     """The original image bytes, immutable under their content hash."""
-    record = await catalog.get_image(image_id)
-    etag = f'"{record.sha256}"'
-    if etag_matches(etag, if_none_match):
-        return not_modified(etag, ORIGINAL_CACHE)
-    content = await catalog.content(record.id)
-    return image_response(content.content, content.media_type, etag, ORIGINAL_CACHE)
+    return await renderer.original(image_id, if_none_match)
 
 
 @router.get("/images/{image_id}/thumb", name="thumb")
 async def thumb(
     image_id: str,
-    catalog: CatalogDep,
-    processor: ProcessorDep,
-    results: ResultsDep,
-    settings: SettingsDep,
+    renderer: RendererDep,
     if_none_match: IfNoneMatch = None,
 ) -> Response:
     """A thumbnail that fits the gallery's square cells."""
-    size = settings.thumb_size
-    ops = f"resize:width={size},height={size},fit=contain"
-    return await _processed(image_id, ops, "jpeg", catalog, processor, results, if_none_match)
+    return await renderer.thumbnail(image_id, if_none_match)
 
 
 @router.get("/images/{image_id}/render", name="render")
 async def render_image(
     image_id: str,
-    catalog: CatalogDep,
-    processor: ProcessorDep,
-    results: ResultsDep,
+    renderer: RendererDep,
     ops: str = "",
     format: OutputFormat = "",
     download: bool = False,
     if_none_match: IfNoneMatch = None,
 ) -> Response:
     """The image processed by a pipeline, in the requested format."""
-    response = await _processed(
-        image_id, ops.strip(), format, catalog, processor, results, if_none_match
-    )
+    response = await renderer.processed(image_id, ops.strip(), format, if_none_match)
     if download and response.status_code == 200:
         extension = response.media_type.split("/")[-1] if response.media_type else "bin"
         stem = Path(image_id).stem
@@ -309,20 +215,3 @@ async def render_image(
             f'attachment; filename="{stem}-processed.{extension}"'
         )
     return response
-
-
-async def _processed(
-    image_id: str,
-    ops: str,
-    fmt: str,
-    catalog: CatalogClient,
-    processor: ProcessorClient,
-    results: ResultCache,
-    if_none_match: str | None,
-) -> Response:
-    record = await catalog.get_image(image_id)
-    etag = result_etag(record, ops, fmt)
-    if etag_matches(etag, if_none_match):
-        return not_modified(etag, RESULT_CACHE)
-    rendered = await render(record, ops, fmt, catalog, processor, results)
-    return image_response(rendered.content, rendered.media_type, etag, RESULT_CACHE)

@@ -1,0 +1,175 @@
+"""Everything a page needs from the backends: records, originals and processed images.
+
+``Renderer`` owns the catalog and processor clients, the processor's operation list,
+the result cache and the ETags of processed images. A result is keyed by (image
+sha256, canonical pipeline, format): the processor names the canonical form
+(``GET /v1/pipeline``), so ``rotate`` and ``rotate:degrees=90`` share one entry and one
+ETag. Concurrent requests for the same missing result share one computation.
+"""
+
+import asyncio
+import hashlib
+import time
+from collections import OrderedDict
+
+from fastapi.responses import Response
+
+from gateway.cache import CacheKey, OperationsCache, ResultCache
+from gateway.clients import (
+    CatalogClient,
+    ImagePage,
+    ImageRecord,
+    OperationInfo,
+    ProcessorClient,
+    Rendered,
+)
+
+ORIGINAL_CACHE = "public, max-age=31536000, immutable"
+# Results depend on the processor's version as well as on the image, so they are revalidated.
+RESULT_CACHE = "public, max-age=3600"
+
+
+def result_etag(record: ImageRecord, pipeline: str, fmt: str) -> str:
+    """A strong ETag for the result of a canonical pipeline on an image."""
+    digest = hashlib.blake2b(f"{pipeline}\n{fmt}".encode(), digest_size=8).hexdigest()
+    return f'"{record.sha256[:16]}-{digest}"'
+
+
+def etag_matches(etag: str, if_none_match: str | None) -> bool:
+    """Whether an If-None-Match header names this ETag."""
+    return bool(if_none_match) and etag in {tag.strip() for tag in (if_none_match or "").split(",")}
+
+
+def not_modified(etag: str, cache_control: str) -> Response:
+    """A 304 that repeats the validators."""
+    return Response(status_code=304, headers={"ETag": etag, "Cache-Control": cache_control})
+
+
+def image_response(content: bytes, media_type: str, etag: str, cache_control: str) -> Response:
+    """An image response with its validators."""
+    headers = {"ETag": etag, "Cache-Control": cache_control}
+    return Response(content, media_type=media_type, headers=headers)
+
+
+class CanonicalPipelines:
+    """Pipeline text to the processor's canonical form, remembered for a while.
+
+    The form changes only when the processor is redeployed, so each distinct text costs
+    one round trip per ``ttl_s`` at most; ``max_items`` bounds the memory.
+    """
+
+    def __init__(self, *, max_items: int, ttl_s: float) -> None:
+        self.max_items = max_items
+        self.ttl_s = ttl_s
+        self._entries: OrderedDict[str, tuple[str, float]] = OrderedDict()
+
+    async def get(self, processor: ProcessorClient, ops: str) -> str:
+        """Return the canonical form of ``ops``; the processor's 4xx when it is invalid."""
+        if not ops:
+            return ""
+        now = time.monotonic()
+        entry = self._entries.get(ops)
+        if entry is not None and now - entry[1] <= self.ttl_s:
+            self._entries.move_to_end(ops)
+            return entry[0]
+        canonical = await processor.canonical(ops)
+        self._entries[ops] = (canonical, now)
+        self._entries.move_to_end(ops)
+        while len(self._entries) > self.max_items:
+            self._entries.popitem(last=False)
+        return canonical
+
+
+class Renderer:
+    """The gateway's one way to the backends: records, originals, results, ETags."""
+
+    def __init__(
+        self,
+        catalog: CatalogClient,
+        processor: ProcessorClient,
+        *,
+        results: ResultCache,
+        operations: OperationsCache,
+        pipelines: CanonicalPipelines,
+        page_size: int,
+        thumb_size: int,
+    ) -> None:
+        self.catalog = catalog
+        self.processor = processor
+        self.results = results
+        self._operations = operations
+        self._pipelines = pipelines
+        self.page_size = page_size
+        self.thumb_ops = f"resize:width={thumb_size},height={thumb_size},fit=contain"
+        self._in_flight: dict[CacheKey, asyncio.Task[Rendered]] = {}
+
+    async def page(self, filters: list[tuple[str, str]], cursor: str | None) -> ImagePage:
+        """One page of the catalog's images for these filters and sort, from ``cursor``."""
+        params = [*filters, ("limit", str(self.page_size))]
+        if cursor:
+            params.append(("cursor", cursor))
+        return await self.catalog.list_images(params)
+
+    async def image(self, image_id: str) -> ImageRecord:
+        """One image's metadata."""
+        return await self.catalog.get_image(image_id)
+
+    async def operations(self) -> list[OperationInfo]:
+        """The processor's operations (cached for a short while)."""
+        return await self._operations.get(self.processor)
+
+    async def canonical(self, ops: str) -> str:
+        """The processor's canonical form of a pipeline text."""
+        return await self._pipelines.get(self.processor, ops.strip())
+
+    async def render(self, record: ImageRecord, ops: str, fmt: str) -> Rendered:
+        """Process an image through the cache; one computation serves concurrent misses."""
+        pipeline = await self.canonical(ops)
+        key = (record.sha256, pipeline, fmt)
+        cached = self.results.get(key)
+        if cached is not None:
+            return cached
+        task = self._in_flight.get(key)
+        if task is None:
+            # A task of its own, so a visitor who leaves does not cancel it for the others.
+            task = asyncio.ensure_future(self._compute(key, record, pipeline, fmt))
+            self._in_flight[key] = task
+            task.add_done_callback(lambda done: self._finished(key, done))
+        return await asyncio.shield(task)
+
+    async def _compute(
+        self, key: CacheKey, record: ImageRecord, pipeline: str, fmt: str
+    ) -> Rendered:
+        original = await self.catalog.content(record.id)
+        rendered = await self.processor.process(original, pipeline, fmt or None)
+        self.results.put(key, rendered)
+        return rendered
+
+    def _finished(self, key: CacheKey, task: asyncio.Task[Rendered]) -> None:
+        self._in_flight.pop(key, None)
+        if not task.cancelled():
+            task.exception()  # retrieved here, so a failure nobody awaited is not reported
+
+    async def original(self, image_id: str, if_none_match: str | None) -> Response:
+        """The original bytes, immutable under their content hash."""
+        record = await self.image(image_id)
+        etag = f'"{record.sha256}"'
+        if etag_matches(etag, if_none_match):
+            return not_modified(etag, ORIGINAL_CACHE)
+        content = await self.catalog.content(record.id)
+        return image_response(content.content, content.media_type, etag, ORIGINAL_CACHE)
+
+    async def thumbnail(self, image_id: str, if_none_match: str | None) -> Response:
+        """A JPEG that fits the gallery's square cells."""
+        return await self.processed(image_id, self.thumb_ops, "jpeg", if_none_match)
+
+    async def processed(
+        self, image_id: str, ops: str, fmt: str, if_none_match: str | None
+    ) -> Response:
+        """An image processed by a pipeline, with an ETag of its canonical form."""
+        record = await self.image(image_id)
+        etag = result_etag(record, await self.canonical(ops), fmt)
+        if etag_matches(etag, if_none_match):
+            return not_modified(etag, RESULT_CACHE)
+        rendered = await self.render(record, ops, fmt)
+        return image_response(rendered.content, rendered.media_type, etag, RESULT_CACHE)

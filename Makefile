@@ -14,7 +14,7 @@ export GATEWAY_PORT ?= 8000
 export GATEWAY_CATALOG_URL ?= http://$(HOST):$(CATALOG_PORT)
 export GATEWAY_PROCESSOR_URL ?= http://$(HOST):$(PROCESSOR_PORT)
 
-.PHONY: help install dev run import test lint check-browser clean
+.PHONY: help install dev run import test lint docs check-browser clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -43,6 +43,9 @@ lint: dev  ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+docs: install  ## Regenerate docs/operations.md from the processor's registry
+	$(BIN)/python tools/operations_doc.py
 
 check-browser:  ## Install Debian's chromium when it is missing
 	tools/ensure-chromium.sh

@@ -306,3 +306,32 @@ def test_png_ignores_quality_and_jpeg_is_baseline(client: TestClient) -> None:
     assert low.content == high.content
     jpeg = client.post("/v1/process", params={"format": "jpeg"}, content=ROCKET)
     assert not Image.open(io.BytesIO(jpeg.content)).info.get("progressive")
+
+
+def test_metrics_time_each_stage_of_a_job(client: TestClient) -> None:
+    ops = "resize:width=100|grayscale|grayscale"
+    assert client.post("/v1/process", params={"ops": ops}, content=ROCKET).status_code == 200
+    text = client.get("/metrics").text
+    for stage in ("decode", "resize", "grayscale", "encode"):
+        assert f'darkroom_processor_stage_seconds_count{{stage="{stage}"}} 1' in text
+    assert 'stage="rotate"' not in text
+
+
+def test_pipeline_route_gives_the_canonical_form_or_the_process_error(client: TestClient) -> None:
+    response = client.get("/v1/pipeline", params={"ops": " rotate | grayscale "})
+    assert response.json() == {
+        "pipeline": (
+            "rotate:degrees=90,expand=true,fill=transparent,interpolation=bilinear|grayscale"
+        ),
+        "output": "photo",
+    }
+    assert client.get("/v1/pipeline", params={"ops": "gradient_x"}).json()["output"] == "graphic"
+    assert client.get("/v1/pipeline").json() == {"pipeline": "", "output": "photo"}
+    assert_error(client.get("/v1/pipeline", params={"ops": "a||b"}), 400, "invalid_pipeline")
+    assert_error(client.get("/v1/pipeline", params={"ops": "sepia"}), 404, "unknown_operation")
+    assert_error(
+        client.get("/v1/pipeline", params={"ops": "rotate:degrees=999"}),
+        422,
+        "invalid_parameter",
+        "rotate.degrees",
+    )

@@ -9,6 +9,7 @@ from PIL import Image
 
 from processor.codec import decode, open_image
 from processor.jobs import run_job, run_pipeline, shrink_target
+from processor.operations import all_operations
 from processor.pipeline import parse_pipeline
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
@@ -103,3 +104,16 @@ def test_the_route_job_uses_draft_and_gives_the_exact_size() -> None:
     output, fmt, width, height = result.content, result.format, result.width, result.height
     assert (fmt, width, height) == ("jpeg", 333, 333)
     assert Image.open(io.BytesIO(output)).size == (333, 333)
+
+
+def test_shrink_on_load_is_declared_by_the_operation() -> None:
+    declared = {op.name for op in all_operations() if op.shrink_on_load is not None}
+    assert declared == {"resize"}
+    assert shrink_target(parse_pipeline("rotate|resize:width=10", max_steps=5), 100, 100) is None
+
+
+def test_a_job_reports_the_time_of_each_stage() -> None:
+    pipeline = parse_pipeline("resize:width=64|invert", max_steps=5)
+    result = run_job(RETINA, pipeline, fmt="png", quality=90, max_pixels=MAX)
+    assert set(result.timings) == {"decode", "resize", "invert", "encode"}
+    assert all(seconds >= 0 for seconds in result.timings.values())

@@ -119,9 +119,13 @@ def describe_validation_errors(errors: Sequence[Any]) -> str:
 def routing_error(exc: HTTPException, path: str) -> DarkroomError:
     """Name a routing failure (unknown path, wrong method) as a domain error."""
     if exc.status_code == 404:
-        return RouteNotFound(f"{path}: {exc.detail}")
+        return RouteNotFound(f"There is no page at {path}.")
     if exc.status_code == 405:
-        return MethodNotAllowed(f"{path}: {exc.detail}")
+        allowed = (exc.headers or {}).get("Allow", "")
+        error: DarkroomError = MethodNotAllowed(f"{path} does not take this method.")
+        if allowed:
+            error.message += f" It takes {allowed}."
+        return error
     error = DarkroomError(f"{path}: {exc.detail}")
     error.status = exc.status_code
     error.code = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_").replace("-", "_")

@@ -8,6 +8,7 @@ DarkroomError                 base: an HTTP status, a snake_case code, a message
 ├── BackendRejected     4xx   a backend refused the request; its status, code and message pass on
 ├── InternalError       500   anything unexpected; the details stay in the server's log
 └── BackendUnavailable  503   a backend is down, timing out or failing (with Retry-After)
+    └── ProcessingUnavailable 503   the processor is: pages degrade to what the catalog serves
 
 Every error leaves the gateway as ``error.html`` with the error's status.
 """
@@ -104,6 +105,12 @@ class BackendUnavailable(DarkroomError):
     status = 503
     code = "backend_unavailable"
     title = "Service unavailable"
+
+
+class ProcessingUnavailable(BackendUnavailable):
+    """The processor is down: pages show what the catalog can serve, with a banner."""
+
+    title = "Processing unavailable"
 
 
 def describe_validation_errors(errors: Sequence[Any]) -> str:

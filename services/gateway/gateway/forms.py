@@ -1,5 +1,6 @@
 """Processing-form fields derived from the processor's operation schemas."""
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -24,6 +25,8 @@ class FormField:
     minimum: float | None = None
     maximum: float | None = None
     choices: tuple[str, ...] = ()
+    # The processor's "x-applies-when": {other field: values under which this one applies}.
+    applies_when: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
     @property
     def step(self) -> str:
@@ -42,6 +45,10 @@ class FormField:
     def input_name(self, operation: str) -> str:
         """The form field name, unique across operations."""
         return f"p.{operation}.{self.name}"
+
+    def applies(self, values: Mapping[str, str]) -> bool:
+        """Whether this field applies given the other fields' values (name to value)."""
+        return all(values.get(key, "") in allowed for key, allowed in self.applies_when.items())
 
 
 def prefilled(fields: list[FormField], given: Mapping[str, str]) -> dict[str, str]:
@@ -74,6 +81,7 @@ def _field(name: str, spec: dict[str, Any]) -> FormField:
         kind = "number"
     minimum = branch.get("minimum", branch.get("exclusiveMinimum"))
     maximum = branch.get("maximum", branch.get("exclusiveMaximum"))
+    conditions = spec.get("x-applies-when") or {}
     return FormField(
         name=name,
         label=str(spec.get("title", name)),
@@ -83,15 +91,31 @@ def _field(name: str, spec: dict[str, Any]) -> FormField:
         minimum=minimum,
         maximum=maximum,
         choices=choices,
+        applies_when={str(k): tuple(str(v) for v in vs) for k, vs in conditions.items()},
     )
 
 
+def submitted_values(operation: OperationInfo, values: Mapping[str, str]) -> dict[str, str]:
+    """The submitted value of each of the operation's fields, by field name (blank ones too)."""
+    return {
+        field.name: values.get(field.input_name(operation.name), "").strip()
+        for field in form_fields(operation)
+    }
+
+
 def build_step(operation: OperationInfo, values: Mapping[str, str]) -> str:
-    """Build one pipeline step ('name:key=value,...') from submitted form values."""
+    """Build one pipeline step ('name:key=value,...') from submitted form values.
+
+    Fields that do not apply to the other values (a Butterworth cut-off while the method is
+    gaussian) are left out, so a form filled in without JavaScript still makes a valid step.
+    """
+    fields = form_fields(operation)
+    given = submitted_values(operation, values)
+    current = {field.name: given[field.name] or field.default_text for field in fields}
     pairs = []
-    for field in form_fields(operation):
-        value = values.get(field.input_name(operation.name), "").strip()
-        if not value:
+    for field in fields:
+        value = given[field.name]
+        if not value or not field.applies(current):
             continue
         if RESERVED & set(value):
             raise InvalidInput(

@@ -9,8 +9,13 @@ ETag. Concurrent requests for the same missing result share one computation.
 
 import asyncio
 import hashlib
+import re
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable
+from pathlib import Path, PurePath
+from typing import TypeVar
+from urllib.parse import quote
 
 from fastapi.responses import Response
 
@@ -23,10 +28,37 @@ from gateway.clients import (
     ProcessorClient,
     Rendered,
 )
+from gateway.errors import BackendUnavailable, ProcessingUnavailable
+
+T = TypeVar("T")
 
 ORIGINAL_CACHE = "public, max-age=31536000, immutable"
 # Results depend on the processor's version as well as on the image, so they are revalidated.
 RESULT_CACHE = "public, max-age=3600"
+# Shown in place of a thumbnail or result while the processor cannot be reached.
+PLACEHOLDER = (Path(__file__).parent / "static" / "unavailable.svg").read_bytes()
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
+
+
+def download_name(record: ImageRecord, pipeline: str, media_type: str) -> str:
+    """The photo's own name, then the pipeline, then the format's extension."""
+    stem = PurePath(record.name).stem or record.id[:12]
+    steps = _UNSAFE.sub("-", pipeline.replace("|", "_").replace(":", "-")).strip("-._")
+    extension = _EXTENSIONS.get(media_type, media_type.rpartition("/")[2] or "bin")
+    return f"{stem}-{steps[:100] or 'original'}.{extension}"
+
+
+def content_disposition(filename: str) -> str:
+    """An attachment header with an ASCII fallback and the UTF-8 name (RFC 6266)."""
+    fallback = _UNSAFE.sub("_", filename).strip("_") or "download"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+def placeholder(error: ProcessingUnavailable) -> Response:
+    """The "processing unavailable" picture, with the 503 and Retry-After of the outage."""
+    headers = {"Cache-Control": "no-store", **error.headers()}
+    return Response(PLACEHOLDER, status_code=503, media_type="image/svg+xml", headers=headers)
 
 
 def result_etag(record: ImageRecord, pipeline: str, fmt: str) -> str:
@@ -93,6 +125,7 @@ class Renderer:
         pipelines: CanonicalPipelines,
         page_size: int,
         thumb_size: int,
+        health_ttl_s: float = 2.0,
     ) -> None:
         self.catalog = catalog
         self.processor = processor
@@ -102,6 +135,8 @@ class Renderer:
         self.page_size = page_size
         self.thumb_ops = f"resize:width={thumb_size},height={thumb_size},fit=contain"
         self._in_flight: dict[CacheKey, asyncio.Task[Rendered]] = {}
+        self._health_ttl_s = health_ttl_s
+        self._health: tuple[float, ProcessingUnavailable | None] = (float("-inf"), None)
 
     async def page(self, filters: list[tuple[str, str]], cursor: str | None) -> ImagePage:
         """One page of the catalog's images for these filters and sort, from ``cursor``."""
@@ -116,11 +151,33 @@ class Renderer:
 
     async def operations(self) -> list[OperationInfo]:
         """The processor's operations (cached for a short while)."""
-        return await self._operations.get(self.processor)
+        return await self._processing(self._operations.get(self.processor))
+
+    async def _processing(self, call: Awaitable[T]) -> T:
+        """Await a processor call; an outage is remembered and raised as ProcessingUnavailable."""
+        try:
+            return await call
+        except BackendUnavailable as exc:
+            outage = ProcessingUnavailable(exc.message, retry_after=exc.retry_after)
+            self._health = (time.monotonic(), outage)
+            raise outage from exc
+
+    async def processing_outage(self) -> ProcessingUnavailable | None:
+        """Why the processor cannot be reached now, or None when it answers (checked briefly)."""
+        checked_at, outage = self._health
+        if time.monotonic() - checked_at <= self._health_ttl_s:
+            return outage
+        try:
+            health = self.processor.request("GET", "/healthz", timeout=self._health_ttl_s)
+            await self._processing(health)
+        except ProcessingUnavailable as exc:
+            return exc
+        self._health = (time.monotonic(), None)
+        return None
 
     async def canonical(self, ops: str) -> str:
         """The processor's canonical form of a pipeline text."""
-        return await self._pipelines.get(self.processor, ops.strip())
+        return await self._processing(self._pipelines.get(self.processor, ops.strip()))
 
     async def render(self, record: ImageRecord, ops: str, fmt: str) -> Rendered:
         """Process an image through the cache; one computation serves concurrent misses."""
@@ -141,7 +198,7 @@ class Renderer:
         self, key: CacheKey, record: ImageRecord, pipeline: str, fmt: str
     ) -> Rendered:
         original = await self.catalog.content(record.id)
-        rendered = await self.processor.process(original, pipeline, fmt or None)
+        rendered = await self._processing(self.processor.process(original, pipeline, fmt or None))
         self.results.put(key, rendered)
         return rendered
 
@@ -160,16 +217,30 @@ class Renderer:
         return image_response(content.content, content.media_type, etag, ORIGINAL_CACHE)
 
     async def thumbnail(self, image_id: str, if_none_match: str | None) -> Response:
-        """A JPEG that fits the gallery's square cells."""
-        return await self.processed(image_id, self.thumb_ops, "jpeg", if_none_match)
+        """A JPEG that fits the gallery's square cells; a placeholder while processing is down."""
+        try:
+            return await self.processed(image_id, self.thumb_ops, "jpeg", if_none_match)
+        except ProcessingUnavailable as exc:
+            return placeholder(exc)
 
     async def processed(
-        self, image_id: str, ops: str, fmt: str, if_none_match: str | None
+        self,
+        image_id: str,
+        ops: str,
+        fmt: str,
+        if_none_match: str | None,
+        *,
+        download: bool = False,
     ) -> Response:
         """An image processed by a pipeline, with an ETag of its canonical form."""
         record = await self.image(image_id)
-        etag = result_etag(record, await self.canonical(ops), fmt)
+        pipeline = await self.canonical(ops)
+        etag = result_etag(record, pipeline, fmt)
         if etag_matches(etag, if_none_match):
             return not_modified(etag, RESULT_CACHE)
         rendered = await self.render(record, ops, fmt)
-        return image_response(rendered.content, rendered.media_type, etag, RESULT_CACHE)
+        response = image_response(rendered.content, rendered.media_type, etag, RESULT_CACHE)
+        if download:
+            name = download_name(record, pipeline, rendered.media_type)
+            response.headers["Content-Disposition"] = content_disposition(name)
+        return response

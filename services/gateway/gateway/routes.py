@@ -1,23 +1,36 @@
 """Gateway pages and image routes."""
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Depends, Header, Query, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, BeforeValidator, Field
 
 from gateway.clients import ImagePage, ImageRecord, Rendered
-from gateway.errors import BackendRejected, InvalidInput
-from gateway.forms import build_step, form_fields, prefilled, split_pipeline, step_values
-from gateway.rendering import Renderer
+from gateway.errors import BackendRejected, DarkroomError, InvalidInput, ProcessingUnavailable
+from gateway.forms import (
+    build_step,
+    form_fields,
+    prefilled,
+    split_pipeline,
+    step_values,
+    submitted_values,
+)
+from gateway.rendering import ORIGINAL_CACHE, Renderer, placeholder
 
+STATIC = Path(__file__).parent / "static"
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 router = APIRouter()
 
 OUTPUT_FORMATS = ("jpeg", "png", "webp")
+# Images are shown in panes about 650 px wide: renditions for 1x and 2x screens.
+DISPLAY_WIDTHS = (650, 1300)
+GALLERY_COOKIE = "gallery"
 SORTS = {
     "-created": "Newest first",
     "created": "Oldest first",
@@ -80,10 +93,48 @@ def render_url(record: ImageRecord, ops: str, fmt: str, **extra: str) -> str:
     return f"/images/{record.id}/render?{urlencode(query)}"
 
 
+@dataclass(frozen=True)
+class Display:
+    """How a page shows an image: a display-sized ``src``, a ``srcset``, the full one's URL."""
+
+    src: str
+    srcset: str | None
+    full: str
+
+
+def display(width: int, full_url: str, shrunk_url: Callable[[int], str]) -> Display:
+    """Display-sized renditions of an image ``width`` px wide, at most twice the pane's width.
+
+    An image that fits twice the pane is shown as it is; a larger one as renditions
+    ``DISPLAY_WIDTHS`` wide (``shrunk_url(w)``), so a 50 MP photo or a 13 MB PNG result
+    never travels to fill a 650 px pane. The full image stays one click away.
+    """
+    if width <= DISPLAY_WIDTHS[-1]:
+        return Display(src=full_url, srcset=None, full=full_url)
+    srcset = ", ".join(f"{shrunk_url(w)} {w}w" for w in DISPLAY_WIDTHS)
+    return Display(src=shrunk_url(DISPLAY_WIDTHS[-1]), srcset=srcset, full=full_url)
+
+
+def gallery_url(request: Request) -> str:
+    """The gallery as the visitor last left it (filters, sort and page), from a cookie."""
+    remembered = request.cookies.get(GALLERY_COOKIE, "")
+    kept = [(k, v) for k, v in parse_qsl(remembered) if k in GalleryQuery.model_fields]
+    return "/?" + urlencode(kept) if kept else "/"
+
+
+templates.env.globals["gallery_url"] = gallery_url
+
+
 @router.get("/healthz")
 async def healthz() -> dict[str, str]:
     """Liveness: the gateway answers (backends are reported by the pages themselves)."""
     return {"status": "ok", "service": "gateway"}
+
+
+@router.get("/favicon.ico", include_in_schema=False)
+async def favicon() -> FileResponse:
+    """The site icon, for browsers that ask for it at the root."""
+    return FileResponse(STATIC / "favicon.ico", headers={"Cache-Control": ORIGINAL_CACHE})
 
 
 @router.get("/", name="gallery")
@@ -102,7 +153,8 @@ async def gallery(
     next_url = None
     if page.next_cursor:
         next_url = "/?" + urlencode([*query.filters(), ("cursor", page.next_cursor)])
-    return templates.TemplateResponse(
+    outage = await renderer.processing_outage() if page.items else None
+    response = templates.TemplateResponse(
         request,
         "gallery.html",
         {
@@ -112,9 +164,27 @@ async def gallery(
             "next_url": next_url,
             "first_url": "/?" + urlencode(query.filters()) if query.cursor else None,
             "error": error,
+            "outage": outage,
         },
         status_code=error.status if error else 200,
     )
+    if error is None:
+        position = [*query.filters(), *([("cursor", query.cursor)] if query.cursor else [])]
+        response.set_cookie(GALLERY_COOKIE, urlencode(position), httponly=True, samesite="lax")
+    return response
+
+
+def edited_pipeline(ops: str, step: str, action: str) -> str:
+    """The pipeline after the form's step: appended ("add"), or replacing the last step."""
+    steps = split_pipeline(ops)
+    kept = steps if action == "add" else steps[:-1]
+    return "|".join([*kept, step])
+
+
+def without_step(ops: str, index: int) -> str:
+    """The pipeline with its step number ``index`` (from 0) removed."""
+    steps = split_pipeline(ops)
+    return "|".join(steps[:index] + steps[index + 1 :])
 
 
 @router.get("/images/{image_id}", name="image_page")
@@ -129,32 +199,58 @@ async def image_page(
 ) -> Response:
     """One image: the original, its metadata, the processing form and the result."""
     record = await renderer.image(image_id)
-    operations = await renderer.operations()
-    by_name = {operation.name: operation for operation in operations}
     ops = ops.strip()
-    if op is not None:
-        # The processing form was submitted: add its step and redirect to the result's URL.
-        if op not in by_name:
-            raise InvalidInput(f"op: unknown operation {op!r}")
-        step = build_step(by_name[op], request.query_params)
-        new_ops = f"{ops}|{step}" if ops and action == "add" else step
-        target = f"/images/{record.id}?" + urlencode(
-            {"ops": new_ops, **({"format": format} if format else {})}
-        )
-        return RedirectResponse(target, status_code=303)
-
-    result: Rendered | None = None
-    error: BackendRejected | None = None
-    if ops:
-        try:
-            result = await renderer.render(record, ops, format)
-        except BackendRejected as exc:
-            error = exc
+    outage: ProcessingUnavailable | None = None
+    try:
+        operations = await renderer.operations()
+    except ProcessingUnavailable as exc:
+        operations, outage = [], exc
+    by_name = {operation.name: operation for operation in operations}
     steps = split_pipeline(ops)
     # The form starts from the last step, so adjusting a parameter is one edit away.
     selected, values = step_values(steps[-1]) if steps else ("rotate", {})
+    refused: DarkroomError | None = None
+    if op is not None and outage is None:
+        # The processing form was submitted: check the edited pipeline, then go to its URL.
+        if op not in by_name:
+            raise InvalidInput(f"op: unknown operation {op!r}")
+        try:
+            new_ops = edited_pipeline(ops, build_step(by_name[op], request.query_params), action)
+            await renderer.canonical(new_ops)
+        except (BackendRejected, InvalidInput) as exc:
+            # Keep the pipeline that worked and show the refused step in the form, to fix it.
+            refused = exc
+            selected, values = op, submitted_values(by_name[op], request.query_params)
+        else:
+            target = f"/images/{record.id}?" + urlencode(
+                {"ops": new_ops, **({"format": format} if format else {})}
+            )
+            return RedirectResponse(target, status_code=303)
+
+    result: Rendered | None = None
+    error: DarkroomError | None = refused
+    if ops and outage is None:
+        try:
+            result = await renderer.render(record, ops, format)
+        except BackendRejected as exc:
+            error = error or exc
+        except ProcessingUnavailable as exc:
+            outage = exc
     if selected not in by_name:
         selected, values = (operations[0].name if operations else ""), {}
+    original = display(
+        record.width,
+        f"/images/{record.id}/original",
+        lambda width: render_url(record, f"resize:width={width}", ""),
+    )
+    shown = None
+    if result is not None:
+        shown = display(
+            result.width,
+            render_url(record, ops, format),
+            lambda width: render_url(record, f"{ops}|resize:width={width}", format),
+        )
+    status = outage.status if outage else error.status if error else 200
     return templates.TemplateResponse(
         request,
         "image.html",
@@ -167,19 +263,33 @@ async def image_page(
             ],
             "selected": selected,
             "ops": ops,
-            "steps": steps,
+            "steps": [
+                (
+                    step,
+                    f"/images/{record.id}?"
+                    + urlencode(
+                        {"ops": without_step(ops, i), **({"format": format} if format else {})}
+                    ),
+                )
+                for i, step in enumerate(steps)
+            ],
             "format": format,
             "formats": OUTPUT_FORMATS,
+            # While processing is down the original is shown as it is: nothing can shrink it.
+            "original": original if outage is None else Display(original.full, None, original.full),
             "result": result,
+            "shown": shown,
             "result_url": render_url(record, ops, format) if result else None,
             "download_url": render_url(record, ops, format, download="1") if result else None,
             "error": error,
+            "outage": outage,
         },
-        status_code=error.status if error else 200,
+        status_code=status,
+        headers=outage.headers() if outage else None,
     )
 
 
-@router.get("/images/{image_id}/original", name="original")
+@router.api_route("/images/{image_id}/original", methods=["GET", "HEAD"], name="original")
 async def original(
     image_id: str, renderer: RendererDep, if_none_match: IfNoneMatch = None
 ) -> Response:
@@ -187,7 +297,7 @@ async def original(
     return await renderer.original(image_id, if_none_match)
 
 
-@router.get("/images/{image_id}/thumb", name="thumb")
+@router.api_route("/images/{image_id}/thumb", methods=["GET", "HEAD"], name="thumb")
 async def thumb(
     image_id: str,
     renderer: RendererDep,
@@ -197,8 +307,9 @@ async def thumb(
     return await renderer.thumbnail(image_id, if_none_match)
 
 
-@router.get("/images/{image_id}/render", name="render")
+@router.api_route("/images/{image_id}/render", methods=["GET", "HEAD"], name="render")
 async def render_image(
+    request: Request,
     image_id: str,
     renderer: RendererDep,
     ops: str = "",
@@ -207,11 +318,12 @@ async def render_image(
     if_none_match: IfNoneMatch = None,
 ) -> Response:
     """The image processed by a pipeline, in the requested format."""
-    response = await renderer.processed(image_id, ops.strip(), format, if_none_match)
-    if download and response.status_code == 200:
-        extension = response.media_type.split("/")[-1] if response.media_type else "bin"
-        stem = Path(image_id).stem
-        response.headers["Content-Disposition"] = (
-            f'attachment; filename="{stem}-processed.{extension}"'
+    try:
+        return await renderer.processed(
+            image_id, ops.strip(), format, if_none_match, download=download
         )
-    return response
+    except ProcessingUnavailable as exc:
+        # An <img> gets a picture that says so; a script or a visitor gets the error page.
+        if request.headers.get("accept", "").startswith("image/"):
+            return placeholder(exc)
+        raise

@@ -5,7 +5,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +28,24 @@ def free_port() -> int:
         sock.bind((HOST, 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def listens_on(pid: int, port: int) -> bool:
+    """Whether process ``pid`` holds the socket listening on loopback ``port`` (Linux /proc)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                inodes.add(f"socket:[{inode}]")
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            if os.readlink(fd) in inodes:
+                return True
+        except OSError:  # closed while we looked
+            continue
+    return False
 
 
 @dataclass
@@ -71,13 +89,27 @@ class Service:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited:\n{self.log.read_text()}")
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200:
-                    return
+                health = httpx.get(f"{self.url}/healthz", timeout=1.0)
             except httpx.HTTPError:
                 pass
+            else:
+                # Another process may have taken the port since it was picked: the answer
+                # counts only when our own process is the one listening on it.
+                if health.status_code == 200 and listens_on(self.process.pid, self.port):
+                    return
             time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"{self.name} did not answer in {timeout_s} s:\n{self.log.read_text()}")
+
+    def rss_mib(self) -> float:
+        """Resident memory of the running process, in MiB (0 when it is not running)."""
+        if self.process is None or self.process.poll() is not None:
+            return 0.0
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        kib = next(
+            int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")
+        )
+        return kib / 1024
 
     def stop(self) -> None:
         """Stop the process (SIGTERM, then SIGKILL after 10 s)."""
@@ -116,8 +148,13 @@ def import_samples(env: dict[str, str]) -> None:
 
 
 @contextmanager
-def running_stack(workdir: Path) -> Iterator[Stack]:
-    """Run catalog, processor and gateway on free ports with a catalog holding samples/."""
+def running_stack(
+    workdir: Path, extra_env: Mapping[str, Mapping[str, str]] | None = None
+) -> Iterator[Stack]:
+    """Run catalog, processor and gateway on free ports with a catalog holding samples/.
+
+    ``extra_env`` adds settings per service name, e.g. ``{"gateway": {...}}``.
+    """
     ports = {name: free_port() for name in APPS}
     catalog_env = {
         "CATALOG_STORE": f"sqlite:///{workdir / 'catalog.db'}",
@@ -133,6 +170,8 @@ def running_stack(workdir: Path) -> Iterator[Stack]:
             "GATEWAY_RETRY_AFTER_S": "1",
         },
     }
+    for name, settings in (extra_env or {}).items():
+        envs[name] = {**envs[name], **settings}
     stack = Stack(
         *(Service(name, ports[name], envs[name], workdir / f"{name}.log") for name in APPS)
     )

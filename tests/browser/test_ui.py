@@ -102,3 +102,46 @@ def test_out_of_range_parameter_is_explained(page: Page, stack: Stack) -> None:
     page.click("#apply")
     message = page.inner_text("#process-error")
     assert "low_pass.sigma" in message
+
+
+def test_low_pass_shows_only_the_fields_of_its_method(page: Page, stack: Stack) -> None:
+    page.goto(stack.gateway.url + "/?min_width=640&max_width=640")
+    page.click("li.card a")
+    page.select_option("#op-select", "low_pass")
+    sigma = page.locator("input[name='p.low_pass.sigma']")
+    cutoff = page.locator("input[name='p.low_pass.cutoff']")
+    order = page.locator("input[name='p.low_pass.order']")
+    assert sigma.is_visible()
+    assert not cutoff.is_visible() and not order.is_visible()
+    page.select_option("select[name='p.low_pass.method']", "butterworth")
+    assert cutoff.is_visible() and order.is_visible()
+    assert not sigma.is_visible()
+    page.fill("input[name='p.low_pass.cutoff']", "0.3")
+    page.click("#apply")
+    page.wait_for_selector("#result-image")
+    pipeline = page.inner_text("#canonical-pipeline")
+    assert pipeline.startswith("low_pass:cutoff=0.3,method=butterworth")
+    assert "sigma" not in pipeline
+
+
+def test_without_the_processor_pages_degrade_and_then_recover(page: Page, stack: Stack) -> None:
+    stack.processor.stop()
+    try:
+        page.wait_for_timeout(2_500)  # the gateway looks at the processor again after 2 s
+        page.goto(stack.gateway.url + "/")
+        assert page.locator("#processing-unavailable").is_visible()
+        assert loaded_size(page, "li.card:nth-child(1) img") == (320, 320)  # the placeholder
+        page.click("li.card >> text=rocket.jpg")
+        assert page.locator("#processing-unavailable").is_visible()
+        assert loaded_size(page, "#original img") == (640, 427)
+        assert page.locator("#metadata").is_visible()
+    finally:
+        stack.processor.start()
+    page.wait_for_timeout(2_500)  # the gateway looks at the processor again after 2 s
+    page.goto(stack.gateway.url + "/")
+    assert page.locator("#processing-unavailable").count() == 0
+    width, height = loaded_size(page, "li.card:nth-child(1) img")
+    assert max(width, height) == 320
+    assert page.locator("li.card:nth-child(1) img").get_attribute("src", timeout=1000) != (
+        "/static/unavailable.svg"
+    )

@@ -2,7 +2,7 @@
 
 import pytest
 
-from gateway.cache import ResultCache
+from gateway.cache import ResultCache, held_bytes
 from gateway.clients import OperationInfo, Rendered
 from gateway.errors import InvalidInput
 from gateway.forms import build_step, form_fields, split_pipeline
@@ -13,7 +13,7 @@ def rendered(size: int) -> Rendered:
 
 
 def test_cache_evicts_least_recently_used_by_count() -> None:
-    cache = ResultCache(max_items=2, max_bytes=1000)
+    cache = ResultCache(max_items=2, max_bytes=100_000)
     cache.put(("a", "", ""), rendered(1))
     cache.put(("b", "", ""), rendered(1))
     assert cache.get(("a", "", "")) is not None  # a is now the most recent
@@ -24,14 +24,31 @@ def test_cache_evicts_least_recently_used_by_count() -> None:
 
 
 def test_cache_is_bounded_by_bytes_and_skips_oversized_entries() -> None:
-    cache = ResultCache(max_items=100, max_bytes=10)
-    cache.put(("a", "", ""), rendered(6))
-    cache.put(("b", "", ""), rendered(6))
-    assert (len(cache), cache.size) == (1, 6)
-    cache.put(("huge", "", ""), rendered(11))
+    a6, b6, b4 = rendered(6), rendered(6), rendered(4)
+    held_a6, held_b6 = held_bytes(("a", "", ""), a6), held_bytes(("b", "", ""), b6)
+    cache = ResultCache(max_items=100, max_bytes=held_a6 + held_b6 - 1)  # one fits, not two
+    cache.put(("a", "", ""), a6)
+    cache.put(("b", "", ""), b6)
+    assert (len(cache), cache.size) == (1, held_b6)
+    cache.put(("huge", "", ""), rendered(10_000))
     assert cache.get(("huge", "", "")) is None
-    cache.put(("b", "", ""), rendered(4))
-    assert cache.size == 4
+    cache.put(("b", "", ""), b4)
+    assert cache.size == held_bytes(("b", "", ""), b4)
+
+
+def test_cache_counts_what_an_entry_really_holds() -> None:
+    key = ("f" * 64, "rotate:degrees=90,expand=true,fill=transparent,interpolation=bilinear", "png")
+    value = rendered(100_000)
+    held = held_bytes(key, value)
+    # The image bytes, plus the strings and objects around them: more than the bytes alone,
+    # and close to what the interpreter allocates for them.
+    assert held > 100_000 + 64 + len(key[1])
+    assert held < 100_000 + 2_000
+    cache = ResultCache(max_items=100, max_bytes=10 * held)
+    for number in range(50):
+        cache.put((f"{number:064x}", key[1], "png"), rendered(100_000))
+    assert cache.size <= 10 * held
+    assert len(cache) == 10
 
 
 OPERATION = OperationInfo(

@@ -10,9 +10,10 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from processor.codec import decode
+from processor.codec import decode, encode
 from processor.config import Settings
 from processor.main import create_app
+from processor.operations.geometry import RotateParams, rotate
 from tests.processor.test_codec import bomb_png
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
@@ -335,3 +336,166 @@ def test_pipeline_route_gives_the_canonical_form_or_the_process_error(client: Te
         "invalid_parameter",
         "rotate.degrees",
     )
+
+
+# --- transparent fill -----------------------------------------------------------------------
+
+
+def corners(pixels: np.ndarray) -> list[np.ndarray]:
+    return [pixels[0, 0], pixels[0, -1], pixels[-1, 0], pixels[-1, -1]]
+
+
+@pytest.mark.parametrize("fmt", ["png", "webp"])
+def test_transparent_fill_gives_transparent_corners_where_the_format_has_alpha(
+    client: TestClient, fmt: str
+) -> None:
+    response = client.post(
+        "/v1/process", params={"ops": "rotate:degrees=30", "format": fmt}, content=ROCKET
+    )
+    assert response.status_code == 200, response.text
+    assert Image.open(io.BytesIO(response.content)).mode == "RGBA"
+    pixels = decode(response.content, max_pixels=MAX).pixels
+    assert pixels.shape == (690, 768, 4)
+    for corner in corners(pixels):
+        assert corner[3] == 0
+    assert pixels[345, 384, 3] == 255
+
+
+def test_transparent_fill_stays_black_in_jpeg_byte_for_byte(client: TestClient) -> None:
+    response = client.post(
+        "/v1/process", params={"ops": "rotate:degrees=30", "format": "jpeg"}, content=ROCKET
+    )
+    assert response.status_code == 200, response.text
+    # Exactly what the operation gives outside a job, where fills never add alpha.
+    rotated = rotate(decode(ROCKET, max_pixels=MAX).pixels, RotateParams(degrees=30))
+    assert response.content == encode(rotated, "jpeg", quality=90)
+    pixels = decode(response.content, max_pixels=MAX).pixels
+    assert pixels.shape == (690, 768, 3)
+    for corner in corners(pixels):
+        assert corner.max() <= 8  # black, give or take JPEG's rounding
+
+
+def test_transparency_survives_the_steps_after_the_rotate(client: TestClient) -> None:
+    sizes = {"resize": "resize:width=64", "crop": "crop:width=32,height=16"}
+    for op in client.get("/v1/operations").json():
+        step = sizes.get(op["name"], op["name"])
+        ops = f"rotate:degrees=30|{step}"
+        response = client.post("/v1/process", params={"ops": ops, "format": "png"}, content=ROCKET)
+        assert response.status_code == 200, (ops, response.text)
+        pixels = decode(response.content, max_pixels=MAX).pixels
+        assert pixels.ndim == 3 and pixels.shape[2] in (2, 4), ops
+        assert pixels[0, 0, -1] == 0, ops
+    grey = client.post(
+        "/v1/process",
+        params={"ops": "rotate:degrees=30|grayscale", "format": "png"},
+        content=ROCKET,
+    )
+    assert Image.open(io.BytesIO(grey.content)).mode == "LA"
+
+
+# --- operation schemas ----------------------------------------------------------------------
+
+
+def test_operation_summaries_are_plain_text(client: TestClient) -> None:
+    summaries = {op["name"]: op["summary"] for op in client.get("/v1/operations").json()}
+    assert [name for name, summary in summaries.items() if "`" in summary] == []
+    assert summaries["sharpen"] == (
+        "Sharpen with an unsharp mask: add amount times the detail lost to a Gaussian blur."
+    )
+
+
+def test_low_pass_schema_says_which_method_each_parameter_applies_to(client: TestClient) -> None:
+    ops = {op["name"]: op for op in client.get("/v1/operations").json()}
+    properties = ops["low_pass"]["params"]["properties"]
+    applies = {name: prop.get("x-applies-when") for name, prop in properties.items()}
+    assert applies == {
+        "method": None,
+        "sigma": {"method": ["gaussian"]},
+        "cutoff": {"method": ["butterworth", "ideal"]},
+        "order": {"method": ["butterworth"]},
+    }
+    methods = set(properties["method"]["enum"])
+    for name, condition in applies.items():
+        if condition is not None:
+            assert set(condition["method"]) <= methods, name
+            # Every method listed accepts the parameter, every other refuses it.
+            for method in methods:
+                ops_text = f"low_pass:method={method},{name}=1"
+                status = client.get("/v1/pipeline", params={"ops": ops_text}).status_code
+                assert status == (200 if method in condition["method"] else 422), ops_text
+
+
+# --- job lanes and Retry-After --------------------------------------------------------------
+
+RETINA = (SAMPLES / "retina.jpg").read_bytes()  # 1411 x 1411
+THUMBNAIL = "resize:width=320,height=320,fit=contain"
+
+
+def test_thumbnails_do_not_wait_for_busy_heavy_slots() -> None:
+    app, client = make_client(max_jobs=1, queue_timeout_s=0.2)
+    with client:
+        portal = client.portal
+        assert portal is not None
+        portal.call(app.state.jobs.acquire)  # the only heavy slot is now busy
+        try:
+            thumbnail = client.post("/v1/process", params={"ops": THUMBNAIL}, content=RETINA)
+            assert thumbnail.status_code == 200, thumbnail.text
+            assert thumbnail.headers["x-image-width"] == "320"
+            heavy = client.post("/v1/process", content=RETINA)
+            assert_error(heavy, 429, "overloaded", "1 heavy job slots")
+            text = client.get("/metrics").text
+        finally:
+            portal.call(app.state.jobs.release)
+    assert 'darkroom_processor_lane_jobs_total{lane="express"} 1' in text
+    assert 'darkroom_processor_lane_jobs_total{lane="heavy"} 0' in text
+    assert 'darkroom_processor_lane_jobs_in_flight{lane="heavy"} 1' in text
+    assert 'darkroom_processor_lane_jobs_in_flight{lane="express"} 0' in text
+    assert "darkroom_processor_jobs_in_flight 1" in text
+
+
+def test_the_express_lane_has_slots_of_its_own() -> None:
+    app, client = make_client(express_jobs=1, queue_timeout_s=0.05)
+    with client:
+        portal = client.portal
+        assert portal is not None
+        portal.call(app.state.jobs.acquire, "express")
+        try:
+            thumbnail = client.post("/v1/process", params={"ops": THUMBNAIL}, content=RETINA)
+            assert_error(thumbnail, 429, "overloaded", "1 express job slots")
+            assert client.post("/v1/process", content=RETINA).status_code == 200
+        finally:
+            portal.call(app.state.jobs.release, "express")
+        assert client.post("/v1/process", params={"ops": THUMBNAIL}, content=RETINA).is_success
+
+
+def test_retry_after_is_at_least_the_time_already_waited() -> None:
+    app, client = make_client(max_jobs=1, queue_timeout_s=1.2)
+    with client:
+        portal = client.portal
+        assert portal is not None
+        portal.call(app.state.jobs.acquire)
+        try:
+            response = client.post("/v1/process", content=ROCKET)
+        finally:
+            portal.call(app.state.jobs.release)
+    assert_error(response, 429, "overloaded")
+    assert int(response.headers["retry-after"]) >= 2
+
+
+def test_retry_after_grows_with_the_backlog_of_recent_jobs() -> None:
+    app, client = make_client(max_jobs=2, queue_timeout_s=0.05)
+    with client:
+        portal = client.portal
+        assert portal is not None
+        for _ in range(2):
+            portal.call(app.state.jobs.acquire)
+        for _ in range(3):
+            app.state.jobs.lanes["heavy"].observe(3.0)  # recent jobs took 3 s each
+        try:
+            response = client.post("/v1/process", content=ROCKET)
+        finally:
+            for _ in range(2):
+                portal.call(app.state.jobs.release)
+    assert_error(response, 429, "overloaded")
+    # Two jobs running on two slots, 3 s each: a slot frees in about 3 s.
+    assert response.headers["retry-after"] == "3"

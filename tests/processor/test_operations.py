@@ -11,7 +11,7 @@ from processor.operations import all_operations, get_operation
 from processor.operations.filters import LowPassParams, low_pass
 from processor.operations.geometry import ResizeParams, RotateParams, resize, rotate, square_crop
 from processor.operations.gradients import GradientParams, gradient_x, gradient_y
-from processor.operations.registry import NoParams
+from processor.operations.registry import NoParams, output_alpha
 from processor.operations.tone import grayscale
 
 
@@ -42,6 +42,18 @@ def test_registry_lists_the_operations_sorted_with_docstring_summaries() -> None
     assert op.summary == "Rotate about the centre, counter-clockwise for positive degrees."
     assert get_operation("gradient_x").output == "graphic"
     assert get_operation("grayscale").output == "photo"
+
+
+def test_summaries_are_plain_text_without_rst_literals() -> None:
+    for op in all_operations():
+        assert "`" not in op.summary, op.name
+    brightness = get_operation("brightness")
+    assert (
+        brightness.summary == "Brighten or darken by adding offset levels to every colour sample."
+    )
+    assert get_operation("crop").summary == (
+        "Cut out the width x height region whose top-left corner is (x, y)."
+    )
 
 
 def test_every_parameter_has_a_description() -> None:
@@ -167,6 +179,52 @@ def test_rotate_rgba_corners_are_transparent() -> None:
         assert corner[3] == 0
     centre = out[out.shape[0] // 2, out.shape[1] // 2]
     assert centre.tolist() == [255, 255, 255, 255]
+
+
+def test_rotate_with_transparent_fill_adds_alpha_when_the_output_carries_it() -> None:
+    image = np.full((40, 100, 3), 200, np.uint8)
+    today = rotate(image, RotateParams(degrees=30))
+    with output_alpha(True):
+        out = rotate(image, RotateParams(degrees=30))
+    assert out.shape == (85, 107, 4)
+    # The colour is what it always was; only the alpha is new.
+    assert np.array_equal(out[:, :, :3], today)
+    for corner in (out[0, 0], out[0, -1], out[-1, 0], out[-1, -1]):
+        assert corner.tolist() == [0, 0, 0, 0]
+    assert out[42, 53].tolist() == [200, 200, 200, 255]
+    # Grey becomes grey + alpha.
+    with output_alpha(True):
+        grey = rotate(np.full((40, 100), 9, np.uint8), RotateParams(degrees=30))
+    assert grey.shape == (85, 107, 2)
+    assert grey[0, 0].tolist() == [0, 0]
+    assert grey[42, 53].tolist() == [9, 255]
+
+
+def test_rotate_fill_alpha_below_255_is_kept_in_the_new_alpha_channel() -> None:
+    image = np.full((40, 100, 3), 200, np.uint8)
+    with output_alpha(True):
+        out = rotate(image, RotateParams(degrees=30, fill="00ff0080"))
+    assert out[0, 0].tolist() == [0, 255, 0, 0x80]
+    assert out[42, 53].tolist() == [200, 200, 200, 255]
+
+
+@pytest.mark.parametrize(
+    ("fill", "degrees", "carried"),
+    [
+        ("transparent", 30, False),  # JPEG output or called outside a job: as before
+        ("black", 30, True),  # an opaque fill needs no alpha
+        ("ff0000", 30, True),
+        ("transparent", 90, True),  # an exact transpose uncovers nothing
+    ],
+)
+def test_rotate_adds_no_alpha_unless_transparent_corners_can_be_kept(
+    fill: str, degrees: int, carried: bool
+) -> None:
+    image = np.full((40, 100, 3), 200, np.uint8)
+    with output_alpha(carried):
+        out = rotate(image, RotateParams(degrees=degrees, fill=fill))
+    assert out.shape[2] == 3
+    assert np.array_equal(out, rotate(image, RotateParams(degrees=degrees, fill=fill)))
 
 
 # --- square_crop ---------------------------------------------------------------------------

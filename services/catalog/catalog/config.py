@@ -6,6 +6,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from catalog.models import MAX_NAME_LENGTH
+
 
 class Settings(BaseSettings):
     """Where the catalog keeps its data and the limits it enforces."""
@@ -19,7 +21,9 @@ class Settings(BaseSettings):
     blobs: Path = Field(Path("data/blobs"), description="Folder of content-addressed originals.")
     max_body_bytes: int = Field(50_000_000, ge=1, description="Largest accepted upload.")
     max_pixels: int = Field(50_000_000, ge=1, description="Largest accepted width * height.")
-    max_name_length: int = Field(255, ge=1, description="Longest stored file name.")
+    max_name_length: int = Field(
+        255, ge=1, le=MAX_NAME_LENGTH, description="Longest stored file name."
+    )
 
 
 @lru_cache

@@ -5,10 +5,19 @@ import binascii
 import json
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Literal, Self, get_args
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal, Self, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 ImageFormat = Literal["jpeg", "png", "webp", "gif", "tiff", "bmp"]
 Orientation = Literal["landscape", "portrait", "square"]
@@ -25,7 +34,14 @@ SORT_KEYS: tuple[SortKey, ...] = get_args(SortKey)
 ID_LENGTH = 20
 ID_PATTERN = re.compile(rf"[0-9a-f]{{{ID_LENGTH}}}")
 MAX_FILTER = 10**9
+# SQLite's INTEGER and BSON's int64: the largest count either store can hold.
+MAX_COUNT = 2**63 - 1
+# The longest name a record holds; Settings.max_name_length may only be shorter.
+MAX_NAME_LENGTH = 1000
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+Count = Annotated[int, Field(ge=1, le=MAX_COUNT)]
+ImageName = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH)]
 
 
 def image_id(sha256: str) -> str:
@@ -64,13 +80,13 @@ class ImagePublic(BaseModel):
     """An image as the API returns it."""
 
     id: str
-    name: str
+    name: ImageName
     sha256: str
     format: ImageFormat
     mode: str
-    width: int
-    height: int
-    pixels: int
+    width: Count
+    height: Count
+    pixels: Count
     aspect: float
     orientation: Orientation
     bytes: int
@@ -116,43 +132,70 @@ class CursorPosition:
 
 def encode_cursor(sort: SortKey, record: ImagePublic) -> str:
     """An opaque, url-safe cursor that resumes after this record in this sort."""
-    value = getattr(record, sort.lstrip("-"))
-    if isinstance(value, datetime):
-        value = value.isoformat()
-    raw = json.dumps([sort, value, record.id], separators=(",", ":"), ensure_ascii=False)
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    return _encode(sort, getattr(record, sort.lstrip("-")), record.id)
 
 
 def decode_cursor(cursor: str, sort: SortKey) -> CursorPosition:
-    """Read a cursor made by encode_cursor for the same sort; ValueError otherwise."""
+    """Read a cursor made by encode_cursor for the same sort; ValueError for any other text."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         payload = json.loads(raw.decode())
-    except (ValueError, binascii.Error):
+    # RecursionError: a few kilobytes of "[" nest deeper than the parser goes.
+    except (ValueError, binascii.Error, RecursionError):
         raise ValueError("not a valid cursor") from None
     if not isinstance(payload, list) or len(payload) != 3:
         raise ValueError("not a valid cursor")
     cursor_sort, value, item_id = payload
     if cursor_sort not in SORT_KEYS or not isinstance(item_id, str) or not is_image_id(item_id):
         raise ValueError("not a valid cursor")
+    position = CursorPosition(_cursor_value(cursor_sort.lstrip("-"), value), item_id)
+    # Only the catalog's own spelling names a position: other base64 of the same bytes,
+    # padding, spaces or escapes in the JSON are text the catalog never handed out.
+    if _encode(cursor_sort, position.value, position.id) != cursor:
+        raise ValueError("not a valid cursor")
     if cursor_sort != sort:
         raise ValueError(f"the cursor belongs to sort={cursor_sort}, not sort={sort}")
-    return CursorPosition(_cursor_value(sort.lstrip("-"), value), item_id)
+    return position
+
+
+def _encode(sort: str, value: int | str | datetime, item_id: str) -> str:
+    if isinstance(value, datetime):
+        value = value.isoformat()
+    raw = json.dumps([sort, value, item_id], separators=(",", ":"), ensure_ascii=False)
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+# A cursor's value must be one a record can hold: the record's own field types, strictly
+# (no bool for an int, no float, nothing a store cannot bind, no lone surrogate).
+_RECORD_VALUES: dict[str, TypeAdapter[Any]] = {
+    "width": TypeAdapter(Count),
+    "height": TypeAdapter(Count),
+    "pixels": TypeAdapter(Count),
+    "name": TypeAdapter(ImageName),
+}
 
 
 def _cursor_value(field: str, value: object) -> int | str | datetime:
-    if field == "name" and isinstance(value, str):
-        return value
-    if field == "created" and isinstance(value, str):
-        try:
-            created = datetime.fromisoformat(value)
-        except ValueError:
-            raise ValueError("not a valid cursor") from None
-        if created.tzinfo is not None:
-            return created
-    if field in ("width", "height", "pixels") and type(value) is int:
-        return value
-    raise ValueError("not a valid cursor")
+    if field == "created":
+        return _cursor_created(value)
+    try:
+        checked: int | str = _RECORD_VALUES[field].validate_python(value, strict=True)
+    except ValidationError:
+        raise ValueError("not a valid cursor") from None
+    return checked
+
+
+def _cursor_created(value: object) -> datetime:
+    """A creation time as records keep it: ISO 8601, in UTC, to the millisecond."""
+    if not isinstance(value, str):
+        raise ValueError("not a valid cursor")
+    try:
+        created = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("not a valid cursor") from None
+    if created.utcoffset() != timedelta(0) or created != to_millis(created):
+        raise ValueError("not a valid cursor")
+    return created
 
 
 _RANGES = (
@@ -176,7 +219,10 @@ class ImageQuery(BaseModel):
     format: list[ImageFormat] = Field(default_factory=list, description="Any of these formats.")
     orientation: Orientation | None = None
     name: str | None = Field(
-        None, min_length=1, max_length=1000, description="Case-insensitive substring of the name."
+        None,
+        min_length=1,
+        max_length=MAX_NAME_LENGTH,
+        description="Case-insensitive substring of the name.",
     )
     sort: SortKey = Field("-created", description="Sort field, '-' prefix for descending.")
     limit: int = Field(50, ge=1, le=200)

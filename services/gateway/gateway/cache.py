@@ -1,25 +1,36 @@
 """A bounded in-memory LRU cache of processed results."""
 
+import sys
 import time
 from collections import OrderedDict
 
 from gateway.clients import OperationInfo, ProcessorClient, Rendered
 
 CacheKey = tuple[str, str, str]
+# An OrderedDict entry's hash slot and linked-list node, beyond the objects it points to.
+_LINK_BYTES = 100
+
+
+def held_bytes(key: CacheKey, value: Rendered) -> int:
+    """The memory an entry really holds: its bytes, strings, objects and bookkeeping."""
+    objects = (key, *key, value, vars(value), value.content, value.media_type, value.pipeline)
+    return sum(sys.getsizeof(part) for part in objects) + _LINK_BYTES
 
 
 class ResultCache:
     """Least-recently-used results, bounded by item count and total bytes.
 
     Keys are (image sha256, canonical pipeline, output format): an image's bytes never change under
-    its sha256, so an entry never goes stale, it only ages out.
+    its sha256, so an entry never goes stale, it only ages out. ``size`` counts what the
+    entries really hold (``held_bytes``), not just the image bytes, so ``max_bytes`` is a
+    bound on memory.
     """
 
     def __init__(self, *, max_items: int, max_bytes: int) -> None:
         self.max_items = max_items
         self.max_bytes = max_bytes
         self.size = 0
-        self._entries: OrderedDict[CacheKey, Rendered] = OrderedDict()
+        self._entries: OrderedDict[CacheKey, tuple[Rendered, int]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -27,22 +38,24 @@ class ResultCache:
     def get(self, key: CacheKey) -> Rendered | None:
         """Return the cached result and mark it recently used, or None."""
         entry = self._entries.get(key)
-        if entry is not None:
-            self._entries.move_to_end(key)
-        return entry
+        if entry is None:
+            return None
+        self._entries.move_to_end(key)
+        return entry[0]
 
     def put(self, key: CacheKey, value: Rendered) -> None:
         """Store a result, evicting the least recently used beyond the bounds."""
-        if len(value.content) > self.max_bytes or self.max_items == 0:
+        held = held_bytes(key, value)
+        if held > self.max_bytes or self.max_items == 0:
             return
         old = self._entries.pop(key, None)
         if old is not None:
-            self.size -= len(old.content)
-        self._entries[key] = value
-        self.size += len(value.content)
+            self.size -= old[1]
+        self._entries[key] = (value, held)
+        self.size += held
         while len(self._entries) > self.max_items or self.size > self.max_bytes:
-            _, evicted = self._entries.popitem(last=False)
-            self.size -= len(evicted.content)
+            _, (_, evicted) = self._entries.popitem(last=False)
+            self.size -= evicted
 
 
 class OperationsCache:

@@ -1,14 +1,16 @@
 """httpx clients for the catalog and the processor, mapping wire failures to gateway errors."""
 
+import math
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 from pydantic import BaseModel, ConfigDict
 
-from gateway.errors import BackendRejected, BackendUnavailable, ImageNotFound
+from gateway.errors import BackendRejected, BackendUnavailable, ImageNotFound, ImageTooLarge
 
 
 class ImageRecord(BaseModel):
@@ -73,32 +75,89 @@ class ServiceClient:
 
     service = "backend"
 
-    def __init__(self, http: httpx.AsyncClient, *, retry_after: int = 5) -> None:
+    def __init__(
+        self, http: httpx.AsyncClient, *, retry_after: int = 5, max_bytes: int = 64 * 1024 * 1024
+    ) -> None:
         self.http = http
         self.retry_after = retry_after
+        self.max_bytes = max_bytes
 
-    async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        """Send a request; raise BackendUnavailable or BackendRejected unless it succeeded."""
+    async def request(
+        self, method: str, url: str, *, max_bytes: int | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        """Send a request; raise BackendUnavailable or BackendRejected unless it succeeded.
+
+        The body is read in full, but never more than ``max_bytes`` (default: the
+        client's ``max_bytes``): a larger one is refused as ImageTooLarge.
+        """
+        response = await self.open(method, url, **kwargs)
         try:
-            response = await self.http.request(method, url, **kwargs)
+            body = await self._read(response, self.max_bytes if max_bytes is None else max_bytes)
+        finally:
+            await response.aclose()
+        return httpx.Response(
+            response.status_code, headers=response.headers, content=body, request=response.request
+        )
+
+    async def open(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """Send a request and return the successful response with its body still to stream.
+
+        The caller closes it (``aclose``). Failures raise as ``request`` says.
+        """
+        try:
+            response = await self.http.send(
+                self.http.build_request(method, url, **kwargs), stream=True
+            )
         except httpx.TimeoutException as exc:
             raise self.unavailable(f"the {self.service} did not answer in time") from exc
         except httpx.TransportError as exc:
             raise self.unavailable(
                 f"the {self.service} at {self.http.base_url} cannot be reached"
             ) from exc
-        if response.status_code >= 500:
+        if response.status_code < 400:
+            return response
+        try:
+            error = httpx.Response(
+                response.status_code,
+                headers=response.headers,
+                content=await self._read(response, _ERROR_BYTES),
+                request=response.request,
+            )
+        except ImageTooLarge:
+            error = httpx.Response(response.status_code, request=response.request)
+        finally:
+            await response.aclose()
+        if error.status_code >= 500:
             raise self.unavailable(
-                f"the {self.service} failed with status {response.status_code}: "
-                f"{_error_message(response)}"
+                f"the {self.service} failed with status {error.status_code}: "
+                f"{_error_message(error)}"
             )
-        if response.status_code >= 400:
-            raise BackendRejected(
-                f"{self.service}: {_error_message(response)}",
-                status=response.status_code,
-                code=_error_code(response),
-            )
-        return response
+        # The visitor's request was refused: the backend's own words, status and code,
+        # and its Retry-After (a 429's), not a 503 naming an internal service.
+        rejected = BackendRejected(
+            _error_message(error), status=error.status_code, code=_error_code(error)
+        )
+        rejected.retry_after = _retry_after(error)
+        raise rejected
+
+    async def _read(self, response: httpx.Response, limit: int) -> bytes:
+        """The response body, refused as soon as it is over ``limit`` bytes."""
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise ImageTooLarge(f"{int(declared):,} bytes is more than the {limit:,} allowed")
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > limit:
+                    raise ImageTooLarge(f"more than the {limit:,} bytes allowed")
+                chunks.append(chunk)
+        except httpx.TimeoutException as exc:
+            raise self.unavailable(f"the {self.service} did not answer in time") from exc
+        except httpx.TransportError as exc:
+            raise self.unavailable(f"the {self.service} broke off its answer") from exc
+        return b"".join(chunks)
 
     def unavailable(self, reason: str) -> BackendUnavailable:
         """Build the 503 error for this backend."""
@@ -127,10 +186,16 @@ class CatalogClient(ServiceClient):
         response = await self.request("GET", "/v1/images", params=params)
         return ImagePage.model_validate(response.json())
 
-    async def image_request(self, method: str, image_id: str, suffix: str = "") -> httpx.Response:
-        """Send a request about one image; ImageNotFound when the catalog has no such image."""
+    async def image_request(
+        self, method: str, image_id: str, suffix: str = "", *, stream: bool = False
+    ) -> httpx.Response:
+        """Send a request about one image; ImageNotFound when the catalog has no such image.
+
+        With ``stream`` the body is left to stream, as ``open`` does.
+        """
+        send = self.open if stream else self.request
         try:
-            return await self.request(method, image_path(image_id) + suffix)
+            return await send(method, image_path(image_id) + suffix)
         except BackendRejected as exc:
             if exc.code == "image_not_found":
                 raise ImageNotFound(image_id) from None
@@ -146,6 +211,10 @@ class CatalogClient(ServiceClient):
         response = await self.image_request("GET", image_id, "/content")
         media_type = response.headers.get("content-type", "application/octet-stream")
         return Original(response.content, media_type)
+
+    async def open_content(self, image_id: str) -> httpx.Response:
+        """Open one image's original bytes for streaming on; the caller closes the response."""
+        return await self.image_request("GET", image_id, "/content", stream=True)
 
 
 class ProcessorClient(ServiceClient):
@@ -200,3 +269,22 @@ def _error_code(response: httpx.Response) -> str:
 def _error_message(response: httpx.Response) -> str:
     message = _error_body(response).get("message")
     return str(message) if message else response.reason_phrase or "no detail given"
+
+
+# An error answer is a short JSON document; more than this is not read.
+_ERROR_BYTES = 64 * 1024
+_DELAY = re.compile(r"[0-9]{1,9}")
+
+
+def _retry_after(response: httpx.Response) -> int | None:
+    """The backend's Retry-After in whole seconds, whether sent as a delay or as a date."""
+    value = response.headers.get("retry-after", "").strip()
+    if _DELAY.fullmatch(value):
+        return int(value)
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:  # "-0000": a date in UTC whose sender names no zone
+        moment = moment.replace(tzinfo=UTC)
+    return max(0, math.ceil((moment - datetime.now(UTC)).total_seconds()))

@@ -19,6 +19,10 @@ class Settings(BaseSettings):
     cache_max_items: int = Field(default=512, ge=0)
     operations_ttl_s: float = Field(default=30.0, ge=0)
     pipeline_cache_items: int = Field(default=4096, ge=1)
+    # The most one request holds of an original or a result; larger ones are refused (413).
+    max_image_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+    # Renders in flight at once; each holds an original and a result in memory.
+    max_renders: int = Field(default=8, ge=1)
     thumb_size: int = Field(default=320, ge=16, le=2048)
     page_size: int = Field(default=24, ge=1, le=200)
     retry_after_s: int = Field(default=5, ge=1)

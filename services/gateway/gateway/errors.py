@@ -4,6 +4,7 @@ DarkroomError                 base: an HTTP status, a snake_case code, a message
 ├── RouteNotFound       404   no page at that URL
 ├── ImageNotFound       404   the catalog has no such image
 ├── MethodNotAllowed    405   the URL exists, the method does not
+├── ImageTooLarge       413   an original or result over the gateway's ``max_image_bytes``
 ├── InvalidInput        422   a query or form field the gateway cannot use
 ├── BackendRejected     4xx   a backend refused the request; its status, code and message pass on
 ├── InternalError       500   anything unexpected; the details stay in the server's log
@@ -71,6 +72,17 @@ class MethodNotAllowed(DarkroomError):
     status = 405
     code = "method_not_allowed"
     title = "Method not allowed"
+
+
+class ImageTooLarge(DarkroomError):
+    """An original or a result is larger than the gateway holds for one request."""
+
+    status = 413
+    code = "image_too_large"
+    title = "Image too large"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"The image is too large for the gateway to pass on: {detail}.")
 
 
 class InvalidInput(DarkroomError):

@@ -8,6 +8,7 @@ import httpx
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from gateway.allocator import release_large_buffers
 from gateway.cache import OperationsCache, ResultCache
 from gateway.clients import CatalogClient, ProcessorClient
 from gateway.config import Settings, get_settings
@@ -28,6 +29,7 @@ def create_app(
     tests pass `httpx.ASGITransport`s that put the real catalog and processor apps behind
     the same clients.
     """
+    release_large_buffers()
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -42,8 +44,16 @@ def create_app(
             ) as processor_http,
         ):
             app.state.renderer = Renderer(
-                CatalogClient(catalog_http, retry_after=settings.retry_after_s),
-                ProcessorClient(processor_http, retry_after=settings.retry_after_s),
+                CatalogClient(
+                    catalog_http,
+                    retry_after=settings.retry_after_s,
+                    max_bytes=settings.max_image_bytes,
+                ),
+                ProcessorClient(
+                    processor_http,
+                    retry_after=settings.retry_after_s,
+                    max_bytes=settings.max_image_bytes,
+                ),
                 results=ResultCache(
                     max_items=settings.cache_max_items, max_bytes=settings.cache_max_bytes
                 ),
@@ -53,6 +63,7 @@ def create_app(
                 ),
                 page_size=settings.page_size,
                 thumb_size=settings.thumb_size,
+                max_renders=settings.max_renders,
             )
             yield
 

@@ -17,7 +17,8 @@ from pathlib import Path, PurePath
 from typing import TypeVar
 from urllib.parse import quote
 
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
+from starlette.background import BackgroundTask
 
 from gateway.cache import CacheKey, OperationsCache, ResultCache
 from gateway.clients import (
@@ -125,6 +126,7 @@ class Renderer:
         pipelines: CanonicalPipelines,
         page_size: int,
         thumb_size: int,
+        max_renders: int = 8,
         health_ttl_s: float = 2.0,
     ) -> None:
         self.catalog = catalog
@@ -135,6 +137,11 @@ class Renderer:
         self.page_size = page_size
         self.thumb_ops = f"resize:width={thumb_size},height={thumb_size},fit=contain"
         self._in_flight: dict[CacheKey, asyncio.Task[Rendered]] = {}
+        # Each render holds an original and a result in memory: a bound on how many run
+        # at once is a bound on what they hold (the processor's own slots queue the rest).
+        # Thumbnails have bounds of their own, so they never wait behind full renders.
+        self._renders = asyncio.Semaphore(max_renders)
+        self._thumbnails = asyncio.Semaphore(max_renders)
         self._health_ttl_s = health_ttl_s
         self._health: tuple[float, ProcessingUnavailable | None] = (float("-inf"), None)
 
@@ -179,7 +186,9 @@ class Renderer:
         """The processor's canonical form of a pipeline text."""
         return await self._processing(self._pipelines.get(self.processor, ops.strip()))
 
-    async def render(self, record: ImageRecord, ops: str, fmt: str) -> Rendered:
+    async def render(
+        self, record: ImageRecord, ops: str, fmt: str, *, thumbnail: bool = False
+    ) -> Rendered:
         """Process an image through the cache; one computation serves concurrent misses."""
         pipeline = await self.canonical(ops)
         key = (record.sha256, pipeline, fmt)
@@ -189,16 +198,19 @@ class Renderer:
         task = self._in_flight.get(key)
         if task is None:
             # A task of its own, so a visitor who leaves does not cancel it for the others.
-            task = asyncio.ensure_future(self._compute(key, record, pipeline, fmt))
+            task = asyncio.ensure_future(self._compute(key, record, pipeline, fmt, thumbnail))
             self._in_flight[key] = task
             task.add_done_callback(lambda done: self._finished(key, done))
         return await asyncio.shield(task)
 
     async def _compute(
-        self, key: CacheKey, record: ImageRecord, pipeline: str, fmt: str
+        self, key: CacheKey, record: ImageRecord, pipeline: str, fmt: str, thumbnail: bool
     ) -> Rendered:
-        original = await self.catalog.content(record.id)
-        rendered = await self._processing(self.processor.process(original, pipeline, fmt or None))
+        async with self._thumbnails if thumbnail else self._renders:
+            original = await self.catalog.content(record.id)
+            rendered = await self._processing(
+                self.processor.process(original, pipeline, fmt or None)
+            )
         self.results.put(key, rendered)
         return rendered
 
@@ -213,13 +225,25 @@ class Renderer:
         etag = f'"{record.sha256}"'
         if etag_matches(etag, if_none_match):
             return not_modified(etag, ORIGINAL_CACHE)
-        content = await self.catalog.content(record.id)
-        return image_response(content.content, content.media_type, etag, ORIGINAL_CACHE)
+        # Streamed through: the gateway never holds a whole original for this route.
+        upstream = await self.catalog.open_content(record.id)
+        media_type = upstream.headers.get("content-type", "application/octet-stream")
+        headers = {"ETag": etag, "Cache-Control": ORIGINAL_CACHE}
+        if "content-length" in upstream.headers:
+            headers["Content-Length"] = upstream.headers["content-length"]
+        return StreamingResponse(
+            upstream.aiter_raw(),
+            media_type=media_type,
+            headers=headers,
+            background=BackgroundTask(upstream.aclose),
+        )
 
     async def thumbnail(self, image_id: str, if_none_match: str | None) -> Response:
         """A JPEG that fits the gallery's square cells; a placeholder while processing is down."""
         try:
-            return await self.processed(image_id, self.thumb_ops, "jpeg", if_none_match)
+            return await self.processed(
+                image_id, self.thumb_ops, "jpeg", if_none_match, thumbnail=True
+            )
         except ProcessingUnavailable as exc:
             return placeholder(exc)
 
@@ -231,6 +255,7 @@ class Renderer:
         if_none_match: str | None,
         *,
         download: bool = False,
+        thumbnail: bool = False,
     ) -> Response:
         """An image processed by a pipeline, with an ETag of its canonical form."""
         record = await self.image(image_id)
@@ -238,7 +263,7 @@ class Renderer:
         etag = result_etag(record, pipeline, fmt)
         if etag_matches(etag, if_none_match):
             return not_modified(etag, RESULT_CACHE)
-        rendered = await self.render(record, ops, fmt)
+        rendered = await self.render(record, ops, fmt, thumbnail=thumbnail)
         response = image_response(rendered.content, rendered.media_type, etag, RESULT_CACHE)
         if download:
             name = download_name(record, pipeline, rendered.media_type)

@@ -167,6 +167,7 @@ async def gallery(
             "outage": outage,
         },
         status_code=error.status if error else 200,
+        headers=error.headers() if error else None,
     )
     if error is None:
         position = [*query.filters(), *([("cursor", query.cursor)] if query.cursor else [])]
@@ -200,11 +201,14 @@ async def image_page(
     """One image: the original, its metadata, the processing form and the result."""
     record = await renderer.image(image_id)
     ops = ops.strip()
-    outage: ProcessingUnavailable | None = None
-    try:
-        operations = await renderer.operations()
-    except ProcessingUnavailable as exc:
-        operations, outage = [], exc
+    # The operation list is cached for a while, so ask whether the processor answers now.
+    outage = await renderer.processing_outage()
+    operations = []
+    if outage is None:
+        try:
+            operations = await renderer.operations()
+        except ProcessingUnavailable as exc:
+            outage = exc
     by_name = {operation.name: operation for operation in operations}
     steps = split_pipeline(ops)
     # The form starts from the last step, so adjusting a parameter is one edit away.

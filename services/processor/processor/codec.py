@@ -36,6 +36,8 @@ INPUT_FORMATS = {
     "BMP": "bmp",
 }
 OUTPUT_FORMATS = ("jpeg", "png", "webp")
+# Output formats that keep an alpha channel; JPEG output is composited onto white.
+ALPHA_FORMATS = frozenset({"png", "webp"})
 MEDIA_TYPES = {fmt: f"image/{fmt}" for fmt in INPUT_FORMATS.values()}
 
 EXIF_ORIENTATION = 0x0112
@@ -159,6 +161,30 @@ class Source:
         self.format = fmt
         self.orientation = _orientation(image)
         self.size = _upright_size(image, self.orientation)
+
+    def decoded_size(self, at_least: tuple[int, int] | None = None) -> tuple[int, int]:
+        """Return the upright (width, height) ``decode(at_least=...)`` gives, without decoding."""
+        if at_least is None or self.format != "jpeg":
+            return self.size
+        stored_width, stored_height = self._image.size
+        swapped = self.orientation >= 5
+        target = (at_least[1], at_least[0]) if swapped else at_least
+        scale = _draft_scale(self._image.size, target)
+        width, height = -(-stored_width // scale), -(-stored_height // scale)
+        return (height, width) if swapped else (width, height)
+
+    def decode_cost(self, at_least: tuple[int, int] | None = None) -> int:
+        """Estimate the work of ``decode(at_least=...)`` in pixels decoded at full size.
+
+        A full decode costs its pixel count. A reduced JPEG decode skips most of the
+        inverse DCT and colour conversion but still entropy-decodes every block,
+        which measures at about a third of a full decode.
+        """
+        width, height = self.size
+        reduced_width, reduced_height = self.decoded_size(at_least)
+        if (reduced_width, reduced_height) == (width, height):
+            return width * height
+        return width * height // 3 + reduced_width * reduced_height
 
     def decode(self, *, at_least: tuple[int, int] | None = None) -> Decoded:
         """Decode to an upright uint8 array, at a reduced scale when ``at_least`` allows it.

@@ -20,6 +20,18 @@ class Settings(BaseSettings):
     # Threads per OpenCV call; parallelism comes from running jobs side by side.
     opencv_threads: int = Field(default=1, ge=1)
     queue_timeout_s: float = Field(default=5.0, ge=0)
+    # A small lane of its own for cheap jobs that shrink the image (thumbnails), so
+    # they never queue behind full-size renders; 0 turns it off.
+    express_jobs: int = Field(default=2, ge=0)
+    # Largest estimated cost of an express job (pixels decoded, read, written and
+    # encoded; see jobs.py): admits thumbnails of JPEGs up to about 27 megapixels,
+    # some 45 ms of one core.
+    express_max_cost: int = Field(default=10_000_000, ge=0)
+    # How far below normal priority the heavy lane's threads run (0-19; 0 keeps them equal).
+    heavy_job_nice: int = Field(default=19, ge=0, le=19)
+    # Above this resident memory, freed memory is given back to the system after each
+    # job (see allocator.py); 0 never gives it back.
+    memory_soft_limit_mb: int = Field(default=1024, ge=0)
     default_quality: int = Field(default=90, ge=1, le=100)
     max_steps: int = Field(default=20, ge=1)
 

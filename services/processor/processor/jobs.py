@@ -1,8 +1,19 @@
 """One processing job, from request bytes to response bytes: the only place a job is wired.
 
-A job takes a job slot (``JobSlots``: at most ``max_jobs`` at once; excess waits up to
-the queue timeout, then 429), reads the header, plans shrink-on-load, decodes once,
-runs every step, encodes once, and times each stage for ``/metrics``.
+A job first reads the header (``open_job``: format, size and EXIF orientation, no
+pixels), which is enough to plan shrink-on-load, pick the output format and estimate
+the job's cost. It then takes a slot in its lane (``JobSlots``), decodes once, runs
+every step, encodes once, and times each stage for ``/metrics``.
+
+Lanes: a job that shrinks the image and costs at most ``express_max_cost`` (a
+thumbnail) runs in the small ``express`` lane; every other job in the ``heavy`` lane
+of ``max_jobs`` slots. A thumbnail therefore never waits for a full-size render's
+slot. In either lane a job waits up to the queue timeout for a slot, then gets a 429
+whose Retry-After is at least that wait, and longer when the lane's backlog (jobs
+waiting and running times the recent mean job duration, per slot) says so.
+
+Cost: the pixels the job decodes (``Source.decode_cost``), the pixels each step reads
+and writes (sizes from each operation's ``output_size``) and the pixels it encodes.
 
 Shrink-on-load: an operation that shrinks may declare ``shrink_on_load`` in the
 registry (today ``resize``). When such an operation is the pipeline's first step,
@@ -13,18 +24,29 @@ step then runs from the reduced pixels as it would from the original
 """
 
 import asyncio
+import contextlib
+import math
+import os
+import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 from starlette.concurrency import run_in_threadpool
 
-from processor.codec import OUTPUT_FORMATS, encode, open_image
+from processor.allocator import trim_above
+from processor.codec import ALPHA_FORMATS, OUTPUT_FORMATS, Source, encode, open_image
 from processor.errors import Overloaded
-from processor.metrics import Metrics
-from processor.operations.registry import check_output_size, pixel_limit
+from processor.metrics import LaneStats, Metrics
+from processor.operations.registry import check_output_size, output_alpha, pixel_limit
 from processor.pipeline import Pipeline
+
+LaneName = Literal["heavy", "express"]
+# Job durations a lane averages for its Retry-After estimate.
+RECENT_JOBS = 32
 
 
 @dataclass(frozen=True)
@@ -57,15 +79,18 @@ def run_pipeline(
     *,
     max_pixels: int,
     source_size: tuple[int, int] | None = None,
+    carries_alpha: bool = False,
     timings: dict[str, float] | None = None,
 ) -> np.ndarray:
     """Apply each step in turn, refusing any intermediate image over ``max_pixels``.
 
     ``source_size`` is the full upright (width, height) of an image the decoder
     shrank for the first step (see ``shrink_target``); that step then runs from the
-    reduced pixels as from the original. ``timings`` collects seconds per operation.
+    reduced pixels as from the original. ``carries_alpha`` says the output format
+    keeps an alpha channel, so operations may add one (``rotate``'s transparent
+    fill). ``timings`` collects seconds per operation.
     """
-    with pixel_limit(max_pixels):
+    with pixel_limit(max_pixels), output_alpha(carries_alpha):
         for number, step in enumerate(pipeline.steps):
             started = time.perf_counter()
             shrink = step.operation.shrink_on_load
@@ -89,66 +114,246 @@ def output_format(pipeline: Pipeline, requested: str | None, source_format: str)
     return source_format
 
 
+def estimate_cost(
+    source: Source, pipeline: Pipeline, at_least: tuple[int, int] | None
+) -> tuple[int, int]:
+    """Return the job's cost and its result's pixel count, from the header alone.
+
+    The cost counts pixels: decoding (``Source.decode_cost``), each step's input and
+    output (the first step reads the possibly reduced decode) and the encoded result.
+    """
+    cost = source.decode_cost(at_least)
+    read_width, read_height = source.decoded_size(at_least)
+    width, height = source.size
+    for step in pipeline.steps:
+        width, height = step.operation.size_of(step.params, width, height)
+        cost += read_width * read_height + width * height
+        read_width, read_height = width, height
+    return cost + width * height, width * height
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job whose header is read: its source, decode plan, output format and cost.
+
+    ``cost`` is ``estimate_cost``'s; ``shrinks`` says the result has fewer pixels
+    than the source. ``header_seconds`` counts towards the decode stage.
+    """
+
+    source: Source
+    pipeline: Pipeline
+    format: str
+    quality: int
+    max_pixels: int
+    at_least: tuple[int, int] | None
+    cost: int
+    shrinks: bool
+    header_seconds: float
+
+    def run(self) -> JobResult:
+        """Decode, run the pipeline and encode (CPU-bound: run it off the loop)."""
+        timings: dict[str, float] = defaultdict(float)
+        started = time.perf_counter()
+        decoded = self.source.decode(at_least=self.at_least)
+        timings["decode"] = self.header_seconds + time.perf_counter() - started
+        pixels = run_pipeline(
+            self.pipeline,
+            decoded.pixels,
+            max_pixels=self.max_pixels,
+            source_size=decoded.size if decoded.reduced else None,
+            carries_alpha=self.format in ALPHA_FORMATS,
+            timings=timings,
+        )
+        started = time.perf_counter()
+        content = encode(pixels, self.format, quality=self.quality)
+        timings["encode"] = time.perf_counter() - started
+        height, width = pixels.shape[:2]
+        return JobResult(content, self.format, width, height, dict(timings))
+
+
+def open_job(
+    data: bytes, pipeline: Pipeline, *, fmt: str | None, quality: int, max_pixels: int
+) -> Job:
+    """Read the header of ``data`` and plan the job: UnreadableImage, ImageTooLarge or a Job."""
+    started = time.perf_counter()
+    source = open_image(data, max_pixels=max_pixels)
+    at_least = shrink_target(pipeline, *source.size)
+    cost, output_pixels = estimate_cost(source, pipeline, at_least)
+    width, height = source.size
+    return Job(
+        source=source,
+        pipeline=pipeline,
+        format=output_format(pipeline, fmt, source.format),
+        quality=quality,
+        max_pixels=max_pixels,
+        at_least=at_least,
+        cost=cost,
+        shrinks=output_pixels < width * height,
+        header_seconds=time.perf_counter() - started,
+    )
+
+
 def run_job(
     data: bytes, pipeline: Pipeline, *, fmt: str | None, quality: int, max_pixels: int
 ) -> JobResult:
     """Decode ``data``, run ``pipeline`` and encode the result (CPU-bound: run it off the loop)."""
-    timings: dict[str, float] = defaultdict(float)
-    started = time.perf_counter()
-    source = open_image(data, max_pixels=max_pixels)
-    decoded = source.decode(at_least=shrink_target(pipeline, *source.size))
-    timings["decode"] = time.perf_counter() - started
-    pixels = run_pipeline(
-        pipeline,
-        decoded.pixels,
-        max_pixels=max_pixels,
-        source_size=decoded.size if decoded.reduced else None,
-        timings=timings,
-    )
-    out_fmt = output_format(pipeline, fmt, decoded.format)
-    started = time.perf_counter()
-    content = encode(pixels, out_fmt, quality=quality)
-    timings["encode"] = time.perf_counter() - started
-    height, width = pixels.shape[:2]
-    return JobResult(content, out_fmt, width, height, dict(timings))
+    return open_job(data, pipeline, fmt=fmt, quality=quality, max_pixels=max_pixels).run()
+
+
+class Lane:
+    """The job slots of one lane, its counts (shared with ``/metrics``) and recent job durations."""
+
+    def __init__(self, slots: int) -> None:
+        self.stats = LaneStats(slots=slots)
+        self._free = asyncio.Semaphore(slots)
+        self._recent: deque[float] = deque(maxlen=RECENT_JOBS)
+
+    async def take(self, timeout: float) -> bool:
+        """Take a slot, waiting at most ``timeout`` seconds; False when none freed in time."""
+        self.stats.waiting += 1
+        try:
+            await asyncio.wait_for(self._free.acquire(), timeout=timeout)
+        except TimeoutError:
+            return False
+        finally:
+            self.stats.waiting -= 1
+        self.stats.running += 1
+        return True
+
+    def give_back(self) -> None:
+        """Free a slot."""
+        self.stats.running -= 1
+        self._free.release()
+
+    def observe(self, seconds: float) -> None:
+        """Record how long one of this lane's jobs ran."""
+        self._recent.append(seconds)
+        self.stats.finished += 1
+
+    def backlog_seconds(self) -> float:
+        """Estimate the seconds until the jobs waiting and running now are done (0: no history)."""
+        if not self._recent or not self.stats.slots:
+            return 0.0
+        mean = math.fsum(self._recent) / len(self._recent)
+        return (self.stats.waiting + self.stats.running) * mean / self.stats.slots
+
+
+def lower_thread_priority(nice: int) -> None:
+    """Raise the calling thread's nice value by ``nice`` (Linux keeps one per thread)."""
+    if nice <= 0 or not hasattr(os, "setpriority"):
+        return
+    thread = threading.get_native_id()
+    # A sandbox that forbids it leaves equal priorities: the lanes still bound the queueing.
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, thread, os.getpriority(os.PRIO_PROCESS, thread) + nice)
+
+
+def _whole_seconds(seconds: float) -> int:
+    """Round up to whole seconds, ignoring float noise below a millisecond."""
+    return math.ceil(round(seconds, 3))
 
 
 class JobSlots:
-    """At most ``max_jobs`` jobs at once; a job waits ``queue_timeout_s`` for a slot, then 429."""
+    """Two lanes of job slots: ``heavy`` (``max_jobs``) and ``express`` (cheap, shrinking jobs).
 
-    def __init__(self, *, max_jobs: int, queue_timeout_s: float, metrics: Metrics) -> None:
+    A job waits up to ``queue_timeout_s`` for a slot of its lane, then Overloaded (429).
+    ``express_jobs=0`` sends every job to the heavy lane. Each lane runs its jobs on
+    threads of its own; the heavy lane's run ``heavy_nice`` steps below normal priority,
+    so when both lanes have work the scheduler gives the cores to the express jobs
+    first, and a thumbnail is not slowed down by the renders sharing its cores.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_jobs: int,
+        queue_timeout_s: float,
+        metrics: Metrics,
+        express_jobs: int,
+        express_max_cost: int,
+        heavy_nice: int = 0,
+        memory_soft_limit: int = 0,
+    ) -> None:
         self.max_jobs = max_jobs
+        self.memory_soft_limit = memory_soft_limit
         self.queue_timeout_s = queue_timeout_s
+        self.express_max_cost = express_max_cost
         self.metrics = metrics
-        self._slots = asyncio.Semaphore(max_jobs)
+        self.lanes: dict[LaneName, Lane] = {"heavy": Lane(max_jobs), "express": Lane(express_jobs)}
+        for name, lane in self.lanes.items():
+            metrics.lanes[name] = lane.stats
+        self.executors: dict[LaneName, ThreadPoolExecutor] = {
+            "heavy": ThreadPoolExecutor(
+                max_jobs,
+                thread_name_prefix="heavy-job",
+                initializer=lower_thread_priority,
+                initargs=(heavy_nice,),
+            ),
+            "express": ThreadPoolExecutor(max(express_jobs, 1), thread_name_prefix="express-job"),
+        }
 
-    async def acquire(self) -> None:
-        """Take a slot, waiting at most the queue timeout; Overloaded when none frees in time."""
+    def close(self) -> None:
+        """Stop the lanes' threads once their jobs are done."""
+        for executor in self.executors.values():
+            executor.shutdown(wait=False, cancel_futures=True)
+
+    def _run(self, job: Job) -> JobResult:
+        """Run the job, then give freed memory back if the process is over its soft limit."""
         try:
-            await asyncio.wait_for(self._slots.acquire(), timeout=self.queue_timeout_s)
-        except TimeoutError:
-            raise Overloaded(
-                f"all {self.max_jobs} job slots stayed busy for {self.queue_timeout_s} s"
-            ) from None
+            return job.run()
+        finally:
+            trim_above(self.memory_soft_limit)
 
-    def release(self) -> None:
-        """Give a slot back."""
-        self._slots.release()
+    def lane_for(self, job: Job) -> LaneName:
+        """Return "express" for a job that shrinks the image within the cost limit, else "heavy"."""
+        express = self.lanes["express"].stats.slots > 0
+        if express and job.shrinks and job.cost <= self.express_max_cost:
+            return "express"
+        return "heavy"
+
+    async def acquire(self, lane: LaneName = "heavy") -> None:
+        """Take a slot of ``lane``, waiting at most the queue timeout; Overloaded if none frees.
+
+        Retry-After is at least the time waited (rounded up), and longer when the
+        lane's backlog is: jobs waiting and running times the recent mean duration,
+        over the lane's slots.
+        """
+        queue = self.lanes[lane]
+        if not await queue.take(self.queue_timeout_s):
+            retry_after = max(
+                1,
+                _whole_seconds(self.queue_timeout_s),
+                _whole_seconds(queue.backlog_seconds()),
+            )
+            raise Overloaded(
+                f"all {queue.stats.slots} {lane} job slots stayed busy "
+                f"for {self.queue_timeout_s} s",
+                retry_after=retry_after,
+            )
+
+    def release(self, lane: LaneName = "heavy") -> None:
+        """Give a slot of ``lane`` back."""
+        self.lanes[lane].give_back()
 
     async def run(
         self, data: bytes, pipeline: Pipeline, *, fmt: str | None, quality: int, max_pixels: int
     ) -> JobResult:
-        """Run one job in a worker thread once a slot is free; Overloaded if none frees in time."""
-        await self.acquire()
-        self.metrics.jobs_in_flight += 1
+        """Read the header, then run the job in a worker thread once its lane has a free slot."""
+        # Pillow's header parsing is cheap for ordinary files but not bounded for
+        # crafted ones (PNG text chunks), so it stays off the event loop too.
+        job = await run_in_threadpool(
+            open_job, data, pipeline, fmt=fmt, quality=quality, max_pixels=max_pixels
+        )
+        lane = self.lane_for(job)
+        await self.acquire(lane)
         started = time.perf_counter()
         try:
-            result = await run_in_threadpool(
-                run_job, data, pipeline, fmt=fmt, quality=quality, max_pixels=max_pixels
-            )
+            loop = asyncio.get_running_loop()
+            result = await loop.run_in_executor(self.executors[lane], self._run, job)
         finally:
-            self.release()
-            self.metrics.jobs_in_flight -= 1
-            self.metrics.observe_job(time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            self.release(lane)
+            self.lanes[lane].observe(seconds)
+            self.metrics.observe_job(seconds)
         self.metrics.observe_stages(result.timings)
         return result

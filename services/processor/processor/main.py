@@ -22,11 +22,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         max_jobs=settings.max_jobs,
         queue_timeout_s=settings.queue_timeout_s,
         metrics=app.state.metrics,
+        express_jobs=settings.express_jobs,
+        express_max_cost=settings.express_max_cost,
+        heavy_nice=settings.heavy_job_nice,
+        memory_soft_limit=settings.memory_soft_limit_mb * 1024 * 1024,
     )
     # Jobs run side by side, one per core; OpenCV splitting each call over its own
     # pool as well only adds spinning workers and contention under load.
     cv2.setNumThreads(settings.opencv_threads)
-    yield
+    try:
+        yield
+    finally:
+        app.state.jobs.close()
 
 
 def create_app(*, settings: Settings | None = None) -> FastAPI:

@@ -9,15 +9,30 @@ PREFIX = "darkroom_processor"
 
 
 @dataclass
+class LaneStats:
+    """One lane of job slots: its size, and its jobs waiting, running and finished."""
+
+    slots: int
+    waiting: int = 0
+    running: int = 0
+    finished: int = 0
+
+
+@dataclass
 class Metrics:
-    """Request counts, jobs in flight, job durations and time per stage, of one process."""
+    """Request counts, jobs per lane, job durations and time per stage, of one process."""
 
     requests: Counter[tuple[str, int]] = field(default_factory=Counter)
-    jobs_in_flight: int = 0
+    lanes: dict[str, LaneStats] = field(default_factory=dict)
     job_seconds_sum: float = 0.0
     job_seconds_count: int = 0
     stage_seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     stage_count: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def jobs_in_flight(self) -> int:
+        """Jobs holding a slot now, over every lane."""
+        return sum(lane.running for lane in self.lanes.values())
 
     def observe_request(self, route: str, status: int) -> None:
         """Count one finished request."""
@@ -46,6 +61,9 @@ class Metrics:
             f"# HELP {PREFIX}_jobs_in_flight Image jobs running now.",
             f"# TYPE {PREFIX}_jobs_in_flight gauge",
             f"{PREFIX}_jobs_in_flight {self.jobs_in_flight}",
+        ]
+        lines += self._render_lanes()
+        lines += [
             f"# HELP {PREFIX}_job_seconds Time spent decoding, processing and encoding.",
             f"# TYPE {PREFIX}_job_seconds summary",
             f"{PREFIX}_job_seconds_sum {self.job_seconds_sum}",
@@ -58,6 +76,20 @@ class Metrics:
             lines.append(f"{PREFIX}_stage_seconds_sum{label} {self.stage_seconds[stage]}")
             lines.append(f"{PREFIX}_stage_seconds_count{label} {self.stage_count[stage]}")
         return "\n".join(lines) + "\n"
+
+    def _render_lanes(self) -> list[str]:
+        """The per-lane gauges and counter, one sample per lane."""
+        series = [
+            ("lane_jobs_waiting", "gauge", "Image jobs waiting for a slot, by lane.", "waiting"),
+            ("lane_jobs_in_flight", "gauge", "Image jobs running now, by lane.", "running"),
+            ("lane_jobs_total", "counter", "Image jobs finished, by lane.", "finished"),
+        ]
+        lines = []
+        for name, kind, text, attribute in series:
+            lines += [f"# HELP {PREFIX}_{name} {text}", f"# TYPE {PREFIX}_{name} {kind}"]
+            for lane, stats in sorted(self.lanes.items()):
+                lines.append(f'{PREFIX}_{name}{{lane="{lane}"}} {getattr(stats, attribute)}')
+        return lines
 
 
 class RequestMetrics:

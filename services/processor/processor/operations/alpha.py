@@ -36,3 +36,14 @@ def on_colour(image: np.ndarray, func: Callable[[np.ndarray], np.ndarray]) -> np
     channels = [out] if out.ndim == 2 else list(cv2.split(out))
     merged: np.ndarray = cv2.merge([*channels, image[:, :, -1]])
     return merged
+
+
+def with_opaque_alpha(image: np.ndarray) -> np.ndarray:
+    """Return L as LA and RGB as RGBA with alpha 255 everywhere; LA and RGBA unchanged."""
+    if has_alpha(image):
+        return image
+    if image.ndim == 2:
+        merged: np.ndarray = cv2.merge([image, np.full_like(image, 255)])
+        return merged
+    rgba: np.ndarray = cv2.cvtColor(image, cv2.COLOR_RGB2RGBA)
+    return rgba

@@ -17,6 +17,12 @@ _METHOD_PARAMS = {
 }
 
 
+def _applies_when(param: str) -> dict[str, Any]:
+    """The schema note telling forms which methods take ``param`` (see the registry)."""
+    methods = [method for method, defaults in _METHOD_PARAMS.items() if param in defaults]
+    return {"x-applies-when": {"method": methods}}
+
+
 class LowPassParams(Params):
     """Parameters of ``low_pass``; each method takes only its own parameters."""
 
@@ -29,12 +35,14 @@ class LowPassParams(Params):
     )
     sigma: float | None = Field(
         default=None,
+        json_schema_extra=_applies_when("sigma"),
         gt=0,
         le=100,
         description="gaussian: standard deviation in pixels (default 2); larger blurs more.",
     )
     cutoff: float | None = Field(
         default=None,
+        json_schema_extra=_applies_when("cutoff"),
         gt=0,
         le=1,
         description=(
@@ -44,6 +52,7 @@ class LowPassParams(Params):
     )
     order: int | None = Field(
         default=None,
+        json_schema_extra=_applies_when("order"),
         ge=1,
         le=10,
         description="butterworth: filter order (default 2); higher is a sharper cut-off.",

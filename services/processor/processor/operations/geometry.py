@@ -8,19 +8,27 @@ import numpy as np
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from processor.errors import InvalidParameter
+from processor.operations.alpha import has_alpha, with_opaque_alpha
 from processor.operations.registry import (
     NoParams,
     Params,
     ShrinkOnLoad,
     check_output_size,
     operation,
+    output_carries_alpha,
 )
 
 MAX_SIDE = 8192
 MAX_COORDINATE = 65_535
 
 
-@operation(NoParams)
+def _square_size(params: NoParams, width: int, height: int) -> tuple[int, int]:
+    """Return the size of the centred square ``square_crop`` cuts out."""
+    side = min(width, height)
+    return side, side
+
+
+@operation(NoParams, output_size=_square_size)
 def square_crop(image: np.ndarray, params: NoParams) -> np.ndarray:
     """Crop the centred square whose side is the shorter of width and height.
 
@@ -44,7 +52,12 @@ class CropParams(Params):
     height: int = Field(ge=1, le=MAX_COORDINATE, description="Height of the region, in pixels.")
 
 
-@operation(CropParams)
+def _crop_size(params: CropParams, width: int, height: int) -> tuple[int, int]:
+    """Return the size of the region ``crop`` cuts out."""
+    return params.width, params.height
+
+
+@operation(CropParams, output_size=_crop_size)
 def crop(image: np.ndarray, params: CropParams) -> np.ndarray:
     """Cut out the ``width`` x ``height`` region whose top-left corner is (``x``, ``y``).
 
@@ -99,18 +112,23 @@ _INTERPOLATIONS = {
 }
 
 
+def fill_rgba(fill: str) -> tuple[int, int, int, int]:
+    """Return the (red, green, blue, alpha) of a named or hex ``fill`` colour."""
+    if fill in _NAMED_RGBA:
+        return _NAMED_RGBA[fill]
+    digits = fill.removeprefix("#")
+    red, green, blue = (int(digits[i : i + 2], 16) for i in (0, 2, 4))
+    alpha = int(digits[6:8], 16) if len(digits) == 8 else 255
+    return red, green, blue, alpha
+
+
 def fill_value(fill: str, channels: int) -> tuple[float, ...]:
     """Return the border value of ``fill`` for an image with ``channels`` channels.
 
     Grey images get the colour's BT.601 luma; images without alpha get its
     colour only (so ``transparent`` is black there).
     """
-    if fill in _NAMED_RGBA:
-        red, green, blue, alpha = _NAMED_RGBA[fill]
-    else:
-        digits = fill.removeprefix("#")
-        red, green, blue = (int(digits[i : i + 2], 16) for i in (0, 2, 4))
-        alpha = int(digits[6:8], 16) if len(digits) == 8 else 255
+    red, green, blue, alpha = fill_rgba(fill)
     grey = float(round(0.299 * red + 0.587 * green + 0.114 * blue))
     values: dict[int, tuple[float, ...]] = {
         1: (grey,),
@@ -137,8 +155,9 @@ class RotateParams(Params):
     fill: NamedColour | HexColour = Field(
         default="transparent",
         description=(
-            "Colour of the uncovered corners: transparent, black, white or hex rrggbb[aa] "
-            "(a leading # is optional)."
+            "Colour of the uncovered corners: transparent (PNG and WebP output; black in "
+            "JPEG, which has no transparency), black, white or hex rrggbb[aa] (a leading # "
+            "is optional; alpha below ff, like transparent, only in PNG and WebP)."
         ),
     )
     interpolation: Literal["nearest", "bilinear", "bicubic"] = Field(
@@ -168,7 +187,25 @@ _QUARTER_TURNS = {
 }
 
 
-@operation(RotateParams)
+def _exact_turns(params: RotateParams, width: int, height: int) -> int | None:
+    """Return the quarter turns (0-3) when ``rotate`` is an exact transpose, else None."""
+    quarter_turns, remainder = divmod(params.degrees, 90)
+    if remainder == 0 and (params.expand or width == height):
+        return int(quarter_turns) % 4
+    return None
+
+
+def _rotate_size(params: RotateParams, width: int, height: int) -> tuple[int, int]:
+    """Return the size of the canvas ``rotate`` gives a ``width`` x ``height`` image."""
+    turns = _exact_turns(params, width, height)
+    if turns is not None:
+        return (height, width) if turns % 2 else (width, height)
+    if not params.expand:
+        return width, height
+    return _rotated_size(width, height, math.radians(params.degrees))
+
+
+@operation(RotateParams, output_size=_rotate_size)
 def rotate(image: np.ndarray, params: RotateParams) -> np.ndarray:
     """Rotate about the centre, counter-clockwise for positive degrees.
 
@@ -177,25 +214,27 @@ def rotate(image: np.ndarray, params: RotateParams) -> np.ndarray:
     resample with ``interpolation`` (``cv2.warpAffine``: nearest, bilinear or
     bicubic, fixed-point coordinates in 1/32 pixel, results rounded to nearest
     and saturated). Pixels coming from outside the source take the ``fill``
-    colour (``BORDER_CONSTANT``; the default ``transparent`` is black on images
-    without alpha, grey images get the colour's luma), and pixels on the
-    boundary blend the image with it. With ``expand`` the canvas becomes
+    colour (``BORDER_CONSTANT``; grey images get the colour's luma, images with
+    alpha its alpha too), and pixels on the boundary blend the image with it.
+    An image without alpha first gets an opaque alpha channel when the fill's
+    alpha is below 255 (as ``transparent``'s) and the job's output format
+    carries alpha (PNG, WebP), so its corners come out transparent; otherwise
+    (JPEG output, or the function called outside a job) only the fill's colour
+    is used, so ``transparent`` is black. With ``expand`` the canvas becomes
     ``ceil(w|cos| + h|sin|)`` x ``ceil(w|sin| + h|cos|)`` with the image centred;
     without it the canvas keeps the input size and the corners are cut off.
     """
     height, width = image.shape[:2]
-    quarter_turns, remainder = divmod(params.degrees, 90)
-    if remainder == 0 and (params.expand or width == height):
-        turns = int(quarter_turns) % 4
-        if turns == 0:
-            return image.copy()
+    turns = _exact_turns(params, width, height)
+    if turns == 0:
+        return image.copy()
+    if turns is not None:
         turned: np.ndarray = cv2.rotate(image, _QUARTER_TURNS[turns])
         return turned
-    radians = math.radians(params.degrees)
-    new_width, new_height = (
-        _rotated_size(width, height, radians) if params.expand else (width, height)
-    )
+    new_width, new_height = _rotate_size(params, width, height)
     check_output_size("rotate", new_width, new_height)
+    if fill_rgba(params.fill)[3] < 255 and not has_alpha(image) and output_carries_alpha():
+        image = with_opaque_alpha(image)
     # Pixel centres run from 0 to n - 1, so the geometric centre is at (n - 1) / 2.
     matrix = cv2.getRotationMatrix2D(((width - 1) / 2, (height - 1) / 2), params.degrees, 1.0)
     matrix[0, 2] += (new_width - width) / 2
@@ -289,6 +328,13 @@ def resize_from(image: np.ndarray, params: ResizeParams, source: tuple[int, int]
     return out
 
 
+def resized_size(params: ResizeParams, width: int, height: int) -> tuple[int, int]:
+    """Return the size of ``resize``'s result for a ``width`` x ``height`` image."""
+    if params.fit == "cover" and params.width is not None and params.height is not None:
+        return params.width, params.height
+    return resize_target(width, height, params)
+
+
 def shrink_target(params: ResizeParams, width: int, height: int) -> tuple[int, int] | None:
     """Return the size ``resize`` shrinks a ``width`` x ``height`` image to; None unless smaller."""
     new_width, new_height = resize_target(width, height, params)
@@ -297,7 +343,11 @@ def shrink_target(params: ResizeParams, width: int, height: int) -> tuple[int, i
     return new_width, new_height
 
 
-@operation(ResizeParams, shrink_on_load=ShrinkOnLoad(target=shrink_target, run_from=resize_from))
+@operation(
+    ResizeParams,
+    shrink_on_load=ShrinkOnLoad(target=shrink_target, run_from=resize_from),
+    output_size=resized_size,
+)
 def resize(image: np.ndarray, params: ResizeParams) -> np.ndarray:
     """Resize to ``width`` and/or ``height``; the aspect ratio is kept unless both are given.
 

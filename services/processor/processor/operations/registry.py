@@ -2,9 +2,21 @@
 
 An operation is a pure function ``(image, params) -> image`` on uint8 arrays shaped
 HxW (L), HxWx2 (LA), HxWx3 (RGB) or HxWx4 (RGBA). Its function name is its registry
-key, its pipeline word and its label in ``/v1/operations``.
+key, its pipeline word and its label in ``/v1/operations``, where its summary is the
+first line of its docstring as plain text (double-backtick literals unquoted).
+
+``/v1/operations`` publishes each operation's parameters as the JSON schema of its
+params model, with one Darkroom extension a form may use: a property carrying
+``"x-applies-when": {"method": ["butterworth", "ideal"]}`` applies only while each
+named parameter (here ``method``) has one of the listed values; forms hide it otherwise.
+
+While a job runs, two context variables tell operations about the job:
+``pixel_limit`` (``check_output_size`` refuses larger results) and ``output_alpha``
+(the output format can carry transparency, so an operation may add an alpha channel,
+as ``rotate`` does for a transparent fill). Outside a job neither applies.
 """
 
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -44,9 +56,16 @@ class ShrinkOnLoad:
     run_from: Callable[[np.ndarray, Any, tuple[int, int]], np.ndarray]
 
 
+OutputSize = Callable[[Any, int, int], tuple[int, int]]
+
+
 @dataclass(frozen=True)
 class Operation:
-    """A registered operation and what the API says about it."""
+    """A registered operation and what the API says about it.
+
+    ``output_size(params, width, height)`` is the (width, height) of the result for
+    a width x height input; None means the operation keeps the size.
+    """
 
     name: str
     summary: str
@@ -54,10 +73,17 @@ class Operation:
     func: Callable[[np.ndarray, Any], np.ndarray]
     output: OutputKind
     shrink_on_load: ShrinkOnLoad | None = None
+    output_size: OutputSize | None = None
 
     def __call__(self, image: np.ndarray, params: BaseModel) -> np.ndarray:
         """Apply the operation to ``image``."""
         return self.func(image, params)
+
+    def size_of(self, params: BaseModel, width: int, height: int) -> tuple[int, int]:
+        """Return the (width, height) this operation gives a ``width`` x ``height`` image."""
+        if self.output_size is None:
+            return width, height
+        return self.output_size(params, width, height)
 
 
 P = TypeVar("P", bound=BaseModel)
@@ -66,13 +92,27 @@ F = TypeVar("F", bound=Callable[..., np.ndarray])
 _REGISTRY: dict[str, Operation] = {}
 
 
+_RST_LITERAL = re.compile(r"``(.+?)``")
+
+
+def plain_summary(docstring: str) -> str:
+    """Return the first line of ``docstring`` as plain text, double-backtick literals unquoted."""
+    return _RST_LITERAL.sub(r"\1", docstring.strip().splitlines()[0])
+
+
 def operation(
-    params: type[P], *, output: OutputKind = "photo", shrink_on_load: ShrinkOnLoad | None = None
+    params: type[P],
+    *,
+    output: OutputKind = "photo",
+    shrink_on_load: ShrinkOnLoad | None = None,
+    output_size: OutputSize | None = None,
 ) -> Callable[[F], F]:
     """Register the decorated function as an operation taking ``params``.
 
     ``output="graphic"`` marks results that are not photographs (PNG by default);
-    ``shrink_on_load`` lets a leading step of this operation be started by the decoder.
+    ``shrink_on_load`` lets a leading step of this operation be started by the decoder;
+    ``output_size`` gives the result's size for operations that change it (the job's
+    cost estimate needs it before any pixel is decoded).
     """
 
     def register(func: F) -> F:
@@ -84,11 +124,12 @@ def operation(
             raise TypeError(f"operation {name} is registered twice")
         _REGISTRY[name] = Operation(
             name=name,
-            summary=doc.splitlines()[0],
+            summary=plain_summary(doc),
             params=params,
             func=func,
             output=output,
             shrink_on_load=shrink_on_load,
+            output_size=output_size,
         )
         return func
 
@@ -120,6 +161,24 @@ def pixel_limit(max_pixels: int) -> Iterator[None]:
         yield
     finally:
         _pixel_limit.reset(token)
+
+
+_output_alpha: ContextVar[bool] = ContextVar("output_alpha", default=False)
+
+
+@contextmanager
+def output_alpha(carried: bool) -> Iterator[None]:
+    """Tell operations within this block whether the output format can carry alpha."""
+    token = _output_alpha.set(carried)
+    try:
+        yield
+    finally:
+        _output_alpha.reset(token)
+
+
+def output_carries_alpha() -> bool:
+    """Return True while the job's output format can carry alpha (PNG, WebP); else False."""
+    return _output_alpha.get()
 
 
 def check_output_size(name: str, width: int, height: int) -> None:

@@ -11,7 +11,7 @@ from processor.operations import all_operations, get_operation
 from processor.operations.filters import LowPassParams, low_pass
 from processor.operations.geometry import ResizeParams, RotateParams, resize, rotate, square_crop
 from processor.operations.gradients import GradientParams, gradient_x, gradient_y
-from processor.operations.registry import NoParams, output_alpha
+from processor.operations.registry import NoParams, job_context
 from processor.operations.tone import grayscale
 
 
@@ -184,7 +184,7 @@ def test_rotate_rgba_corners_are_transparent() -> None:
 def test_rotate_with_transparent_fill_adds_alpha_when_the_output_carries_it() -> None:
     image = np.full((40, 100, 3), 200, np.uint8)
     today = rotate(image, RotateParams(degrees=30))
-    with output_alpha(True):
+    with job_context(output_alpha=True):
         out = rotate(image, RotateParams(degrees=30))
     assert out.shape == (85, 107, 4)
     # The colour is what it always was; only the alpha is new.
@@ -193,7 +193,7 @@ def test_rotate_with_transparent_fill_adds_alpha_when_the_output_carries_it() ->
         assert corner.tolist() == [0, 0, 0, 0]
     assert out[42, 53].tolist() == [200, 200, 200, 255]
     # Grey becomes grey + alpha.
-    with output_alpha(True):
+    with job_context(output_alpha=True):
         grey = rotate(np.full((40, 100), 9, np.uint8), RotateParams(degrees=30))
     assert grey.shape == (85, 107, 2)
     assert grey[0, 0].tolist() == [0, 0]
@@ -202,7 +202,7 @@ def test_rotate_with_transparent_fill_adds_alpha_when_the_output_carries_it() ->
 
 def test_rotate_fill_alpha_below_255_is_kept_in_the_new_alpha_channel() -> None:
     image = np.full((40, 100, 3), 200, np.uint8)
-    with output_alpha(True):
+    with job_context(output_alpha=True):
         out = rotate(image, RotateParams(degrees=30, fill="00ff0080"))
     assert out[0, 0].tolist() == [0, 255, 0, 0x80]
     assert out[42, 53].tolist() == [200, 200, 200, 255]
@@ -221,7 +221,7 @@ def test_rotate_adds_no_alpha_unless_transparent_corners_can_be_kept(
     fill: str, degrees: int, carried: bool
 ) -> None:
     image = np.full((40, 100, 3), 200, np.uint8)
-    with output_alpha(carried):
+    with job_context(output_alpha=carried):
         out = rotate(image, RotateParams(degrees=degrees, fill=fill))
     assert out.shape[2] == 3
     assert np.array_equal(out, rotate(image, RotateParams(degrees=degrees, fill=fill)))

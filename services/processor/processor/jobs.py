@@ -41,7 +41,7 @@ from processor.allocator import trim_above
 from processor.codec import ALPHA_FORMATS, OUTPUT_FORMATS, Source, encode, open_image
 from processor.errors import Overloaded
 from processor.metrics import LaneStats, Metrics
-from processor.operations.registry import check_output_size, output_alpha, pixel_limit
+from processor.operations.registry import check_output_size, job_context
 from processor.pipeline import Pipeline
 
 LaneName = Literal["heavy", "express"]
@@ -90,7 +90,7 @@ def run_pipeline(
     keeps an alpha channel, so operations may add one (``rotate``'s transparent
     fill). ``timings`` collects seconds per operation.
     """
-    with pixel_limit(max_pixels), output_alpha(carries_alpha):
+    with job_context(max_pixels=max_pixels, output_alpha=carries_alpha):
         for number, step in enumerate(pipeline.steps):
             started = time.perf_counter()
             shrink = step.operation.shrink_on_load

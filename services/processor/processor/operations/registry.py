@@ -10,10 +10,10 @@ params model, with one Darkroom extension a form may use: a property carrying
 ``"x-applies-when": {"method": ["butterworth", "ideal"]}`` applies only while each
 named parameter (here ``method``) has one of the listed values; forms hide it otherwise.
 
-While a job runs, two context variables tell operations about the job:
-``pixel_limit`` (``check_output_size`` refuses larger results) and ``output_alpha``
-(the output format can carry transparency, so an operation may add an alpha channel,
-as ``rotate`` does for a transparent fill). Outside a job neither applies.
+While a job runs (``job_context``), operations can learn two things about it: its
+pixel limit (``check_output_size`` refuses larger results) and whether the output
+format can carry transparency (``output_carries_alpha``: an operation may then add an
+alpha channel, as ``rotate`` does for a transparent fill). Outside a job neither applies.
 """
 
 import re
@@ -150,35 +150,35 @@ def all_operations() -> list[Operation]:
     return [_REGISTRY[name] for name in sorted(_REGISTRY)]
 
 
-_pixel_limit: ContextVar[int | None] = ContextVar("pixel_limit", default=None)
+@dataclass(frozen=True)
+class JobContext:
+    """What operations may know of the job they run in: its pixel limit, its output's alpha."""
+
+    max_pixels: int | None = None
+    output_alpha: bool = False
+
+
+OUTSIDE_A_JOB = JobContext()
+_job: ContextVar[JobContext] = ContextVar("job", default=OUTSIDE_A_JOB)
 
 
 @contextmanager
-def pixel_limit(max_pixels: int) -> Iterator[None]:
-    """Make ``check_output_size`` enforce ``max_pixels`` within this block."""
-    token = _pixel_limit.set(max_pixels)
+def job_context(*, max_pixels: int | None = None, output_alpha: bool = False) -> Iterator[None]:
+    """Run the block as part of a job with this pixel limit and output alpha.
+
+    ``check_output_size`` enforces ``max_pixels``; ``output_carries_alpha`` says whether
+    the output format keeps transparency.
+    """
+    token = _job.set(JobContext(max_pixels, output_alpha))
     try:
         yield
     finally:
-        _pixel_limit.reset(token)
-
-
-_output_alpha: ContextVar[bool] = ContextVar("output_alpha", default=False)
-
-
-@contextmanager
-def output_alpha(carried: bool) -> Iterator[None]:
-    """Tell operations within this block whether the output format can carry alpha."""
-    token = _output_alpha.set(carried)
-    try:
-        yield
-    finally:
-        _output_alpha.reset(token)
+        _job.reset(token)
 
 
 def output_carries_alpha() -> bool:
     """Return True while the job's output format can carry alpha (PNG, WebP); else False."""
-    return _output_alpha.get()
+    return _job.get().output_alpha
 
 
 def check_output_size(name: str, width: int, height: int) -> None:
@@ -187,7 +187,7 @@ def check_output_size(name: str, width: int, height: int) -> None:
     Operations that can enlarge an image call this before allocating the result,
     so an oversized request fails fast instead of first allocating gigabytes.
     """
-    limit = _pixel_limit.get()
+    limit = _job.get().max_pixels
     if limit is not None and width * height > limit:
         raise ImageTooLarge(
             f"{name} would produce {width}x{height} = {width * height} pixels, "

@@ -5,7 +5,8 @@
 
 Records are metadata-only (bulk-loaded through catalog.store.bulk.add_records, same schema as
 uploads). Queries are timed through the store's query() and stats(), without HTTP. Ingest
-times read_metadata (header + SHA-256) plus store.add (blob write + insert) per photo, using
+times catalog.ingest.ingest per photo, as an upload runs it without HTTP: header, pixel check
+(a JPEG decoded at 1/8 scale), SHA-256, then store.add (blob write + insert), using
 1080p JPEGs cut from Debian's plasma-workspace-wallpapers (fetched into bench/.cache/) or,
 when apt cannot fetch it, from samples/ resized with Pillow. Targets on SQLite: p99 < 10 ms
 for every query at 1M records, page 1,000 within 1.5x of page 1, ingest >= 200 photos/s.
@@ -37,7 +38,8 @@ from PIL import Image
 from pymongo import MongoClient
 
 from catalog.blobs import BlobStore
-from catalog.metadata import read_metadata
+from catalog.config import Settings
+from catalog.ingest import ingest
 from catalog.models import SORT_KEYS, ImageFormat, ImageQuery, ImageRecord, orientation_of
 from catalog.store import ImageStore
 from catalog.store.bulk import add_records, drop
@@ -228,11 +230,11 @@ def photos() -> tuple[list[bytes], str]:
 
 
 def bench_ingest(make_store: Callable[[], ImageStore], data: list[bytes]) -> float:
-    """Photos per second through read_metadata + store.add, one thread then two."""
+    """Photos per second through catalog.ingest.ingest, one thread then two."""
+    settings = Settings()
 
-    def ingest(blob: bytes) -> None:
-        meta = read_metadata(blob, max_pixels=50_000_000)
-        _, created = store.add(meta, "photo.jpg", blob)
+    def ingest_one(blob: bytes) -> None:
+        _, created = ingest(store, settings, blob, "photo.jpg")
         assert created
 
     rates = []
@@ -242,10 +244,10 @@ def bench_ingest(make_store: Callable[[], ImageStore], data: list[bytes]) -> flo
             began = time.perf_counter()
             if threads == 1:
                 for blob in data:
-                    ingest(blob)
+                    ingest_one(blob)
             else:
                 with ThreadPoolExecutor(threads) as pool:
-                    list(pool.map(ingest, data))
+                    list(pool.map(ingest_one, data))
             elapsed = time.perf_counter() - began
         finally:
             store.close()

@@ -63,7 +63,8 @@ def test_walks_recursively_skipping_hidden_and_non_images(
     skipped = [line for line in err.splitlines() if line.startswith("skipped ")]
     assert skipped == [
         "skipped empty.png: empty image: zero bytes",
-        "skipped trip/notes.txt: not an image (supported formats: jpeg, png, webp, gif, tiff, bmp)",
+        "skipped trip/notes.txt: not an image"
+        " (supported formats: jpeg, png, webp, gif, tiff, bmp, avif, heic)",
     ]
     # Files of a folder come before its subfolders, so the copy is the one kept.
     assert stored_names(tmp_path) == ["camera.png", "rocket-copy.jpg"]

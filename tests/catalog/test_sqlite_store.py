@@ -59,7 +59,9 @@ def test_stats_counts_follow_inserts_and_deletes(store: SqliteImageStore) -> Non
     store.delete(record(2, 30, 40).id)
     stats = store.stats()
     assert stats.count == 2
-    assert stats.formats == {"jpeg": 1, "png": 1, "webp": 0, "gif": 0, "tiff": 0, "bmp": 0}
+    assert stats.formats == {
+        "jpeg": 1, "png": 1, "webp": 0, "gif": 0, "tiff": 0, "bmp": 0, "avif": 0, "heic": 0
+    }  # fmt: skip
     assert stats.orientations == {"landscape": 1, "portrait": 0, "square": 1}
     assert (stats.min_width, stats.max_width) == (30, 40)
     assert (stats.min_height, stats.max_height) == (30, 30)

@@ -35,6 +35,7 @@ from catalog.store import ImageStore, open_store
 from catalog.store.bulk import add_records, drop
 from catalog.store.mongo import MongoImageStore
 from tests.contract.mongomock_store import mongomock_store
+from tests.imaging import oriented
 
 LIMIT = 50_000_000
 MONGO_URL = os.environ.get("MONGO_URL", "")
@@ -304,7 +305,9 @@ def test_re_add_after_delete(backend: Backend) -> None:
 def test_stats(store: ImageStore, populated: dict[str, ImagePublic]) -> None:
     stats = store.stats()
     assert stats.count == 7
-    assert stats.formats == {"jpeg": 1, "png": 3, "webp": 1, "gif": 1, "tiff": 0, "bmp": 1}
+    assert stats.formats == {
+        "jpeg": 1, "png": 3, "webp": 1, "gif": 1, "tiff": 0, "bmp": 1, "avif": 0, "heic": 0
+    }  # fmt: skip
     assert stats.orientations == {"landscape": 3, "portrait": 2, "square": 2}
     assert (stats.min_width, stats.max_width) == (10, 40)
     assert (stats.min_height, stats.max_height) == (10, 30)
@@ -317,6 +320,28 @@ def test_stats_of_empty_store(store: ImageStore) -> None:
     assert (stats.min_width, stats.max_width, stats.min_height, stats.max_height) == (
         None, None, None, None,
     )  # fmt: skip
+
+
+def test_phone_formats_are_kept_filtered_and_counted(store: ImageStore) -> None:
+    # An iPhone's HEIC and a web AVIF, each turned on its side by EXIF: stored upright.
+    heic, avif = oriented("heic", 6), oriented("avif", 8)
+    phone = add(store, "IMG_0001.HEIC", heic)
+    web = add(store, "cover.avif", avif)
+    add(store, "a.jpg", image_bytes(30, 20, format="JPEG"))
+    assert (phone.format, phone.width, phone.height, phone.exif_orientation) == ("heic", 48, 32, 6)
+    assert (web.format, web.width, web.height, web.exif_orientation) == ("avif", 48, 32, 8)
+    assert store.get(phone.id) == phone
+    assert (store.content(phone.id), store.content(web.id)) == (heic, avif)
+    assert names(everything(store, format=["heic"])) == {"IMG_0001.HEIC"}
+    assert names(everything(store, format=["avif", "jpeg"])) == {"cover.avif", "a.jpg"}
+    assert names(everything(store, format=["heic", "avif"], orientation="landscape")) == {
+        "IMG_0001.HEIC", "cover.avif",
+    }  # fmt: skip
+    assert store.stats().formats == {
+        "jpeg": 1, "png": 0, "webp": 0, "gif": 0, "tiff": 0, "bmp": 0, "avif": 1, "heic": 1
+    }  # fmt: skip
+    store.delete(phone.id)
+    assert (store.stats().formats["heic"], store.stats().count) == (0, 2)
 
 
 def test_concurrent_adds_of_the_same_bytes(backend: Backend) -> None:

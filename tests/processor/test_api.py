@@ -219,6 +219,13 @@ def test_info_describes_a_sample(client: TestClient) -> None:
         "mode": "RGB",
         "bytes": 61306,
         "exif_orientation": 1,
+        "frames": 1,
+        "bit_depth": 8,
+        "colour_space": "RGB",
+        "icc_profile": None,
+        "camera_make": None,
+        "camera_model": None,
+        "taken": None,
     }
     assert_error(client.post("/v1/info", content=b"plain text"), 415, "unreadable_image")
     assert client.post("/v1/info", content=bomb_png()).json()["width"] == 100_000

@@ -106,7 +106,7 @@ def test_webp_keeps_alpha() -> None:
 def test_encode_rejects_unknown_format() -> None:
     with pytest.raises(InvalidParameter, match="format"):
         encode(np.zeros((2, 2), np.uint8), "gif", quality=90)
-    assert OUTPUT_FORMATS == ("jpeg", "png", "webp")
+    assert OUTPUT_FORMATS == ("jpeg", "png", "webp", "avif")
     assert MEDIA_TYPES["png"] == "image/png"
 
 
@@ -222,7 +222,7 @@ def test_palette_with_transparency_becomes_rgba() -> None:
     assert np.all(pixels[:, :, 3] == 0)
 
 
-def test_sixteen_bit_grey_keeps_the_high_byte() -> None:
+def test_sixteen_bit_grey_keeps_black_mid_grey_and_white() -> None:
     wide = np.array([[0, 257 * 128, 65535]], np.uint16)
     data = save(Image.fromarray(wide), "PNG")
     assert decode(data, max_pixels=MAX).pixels.tolist() == [[0, 128, 255]]

@@ -1,7 +1,7 @@
-"""Ingest one image, for the upload route and the importer alike: read, name, store once."""
+"""Ingest one image, for the upload route and the importer alike: read, verify, name, store once."""
 
 from catalog.config import Settings
-from catalog.metadata import read_metadata
+from catalog.metadata import verified_metadata
 from catalog.models import ImageRecord, image_id
 from catalog.names import clean_name
 from catalog.store import ImageStore
@@ -10,8 +10,8 @@ from catalog.store import ImageStore
 def ingest(
     store: ImageStore, settings: Settings, data: bytes, name: str | None
 ) -> tuple[ImageRecord, bool]:
-    """Read the header, clean the name and store the image once per sha256; (record, created)."""
-    meta = read_metadata(data, max_pixels=settings.max_pixels)
+    """Read the header, prove the pixels decode, clean the name, store once; (record, created)."""
+    meta = verified_metadata(data, max_pixels=settings.max_pixels)
     safe_name = clean_name(
         name,
         image_id=image_id(meta.sha256),

@@ -19,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-ImageFormat = Literal["jpeg", "png", "webp", "gif", "tiff", "bmp"]
+ImageFormat = Literal["jpeg", "png", "webp", "gif", "tiff", "bmp", "avif", "heic"]
 Orientation = Literal["landscape", "portrait", "square"]
 SortField = Literal["width", "height", "pixels", "created", "name"]
 SortKey = Literal[

@@ -75,7 +75,7 @@ async def upload_image(
     upload = await read_upload(request, settings.max_body_bytes)
     if not upload.data:
         raise UnreadableImage("empty body: send the image bytes as the request body")
-    # Hashing, header parsing and the blob write are CPU and disk work: off the event loop.
+    # Hashing, the pixel check and the blob write are CPU and disk work: off the event loop.
     record, created = await run_in_threadpool(
         ingest, store, settings, upload.data, name if name is not None else upload.filename
     )

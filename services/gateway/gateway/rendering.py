@@ -39,7 +39,7 @@ RESULT_CACHE = "public, max-age=3600"
 # Shown in place of a thumbnail or result while the processor cannot be reached.
 PLACEHOLDER = (Path(__file__).parent / "static" / "unavailable.svg").read_bytes()
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-_EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
+_EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp", "image/avif": "avif"}
 
 
 def download_name(record: ImageRecord, pipeline: str, media_type: str) -> str:

@@ -27,7 +27,7 @@ STATIC = Path(__file__).parent / "static"
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 router = APIRouter()
 
-OUTPUT_FORMATS = ("jpeg", "png", "webp")
+OUTPUT_FORMATS = ("jpeg", "png", "webp", "avif")
 # Images are shown in panes about 650 px wide: renditions for 1x and 2x screens.
 DISPLAY_WIDTHS = (650, 1300)
 GALLERY_COOKIE = "gallery"
@@ -82,7 +82,7 @@ class GalleryQuery(BaseModel):
 
 
 OutputFormat = Annotated[
-    Literal["", "jpeg", "png", "webp"],
+    Literal["", "jpeg", "png", "webp", "avif"],
     Query(description="Output format; empty for the processor's default."),
 ]
 

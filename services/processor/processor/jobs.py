@@ -3,7 +3,8 @@
 A job first reads the header (``open_job``: format, size and EXIF orientation, no
 pixels), which is enough to plan shrink-on-load, pick the output format and estimate
 the job's cost. It then takes a slot in its lane (``JobSlots``), decodes once, runs
-every step, encodes once, and times each stage for ``/metrics``.
+every step, encodes once, and times each stage for ``/metrics``. The output carries
+the input's EXIF only when the job says ``metadata="keep"``.
 
 Lanes: a job that shrinks the image and costs at most ``express_max_cost`` (a
 thumbnail) runs in the small ``express`` lane; every other job in the ``heavy`` lane
@@ -38,7 +39,15 @@ import numpy as np
 from starlette.concurrency import run_in_threadpool
 
 from processor.allocator import trim_above
-from processor.codec import ALPHA_FORMATS, OUTPUT_FORMATS, Source, encode, open_image
+from processor.codec import (
+    ALPHA_FORMATS,
+    ColourPolicy,
+    MetadataPolicy,
+    Source,
+    default_output_format,
+    encode,
+    open_image,
+)
 from processor.errors import Overloaded
 from processor.metrics import LaneStats, Metrics
 from processor.operations.registry import check_output_size, job_context
@@ -106,12 +115,16 @@ def run_pipeline(
 
 
 def output_format(pipeline: Pipeline, requested: str | None, source_format: str) -> str:
-    """Return the format to encode: the one asked for, else PNG for graphics, else the input's."""
+    """Return the format to encode: the one asked for, else PNG for graphics, else the input's.
+
+    An input format that cannot be written gives ``codec.default_output_format``'s:
+    JPEG for HEIC, PNG for the others.
+    """
     if requested is not None:
         return requested
-    if pipeline.output == "graphic" or source_format not in OUTPUT_FORMATS:
+    if pipeline.output == "graphic":
         return "png"
-    return source_format
+    return default_output_format(source_format)
 
 
 def estimate_cost(
@@ -149,12 +162,14 @@ class Job:
     cost: int
     shrinks: bool
     header_seconds: float
+    metadata: MetadataPolicy = "strip"
+    colour: ColourPolicy = "srgb"
 
     def run(self) -> JobResult:
         """Decode, run the pipeline and encode (CPU-bound: run it off the loop)."""
         timings: dict[str, float] = defaultdict(float)
         started = time.perf_counter()
-        decoded = self.source.decode(at_least=self.at_least)
+        decoded = self.source.decode(at_least=self.at_least, colour=self.colour)
         timings["decode"] = self.header_seconds + time.perf_counter() - started
         pixels = run_pipeline(
             self.pipeline,
@@ -165,14 +180,23 @@ class Job:
             timings=timings,
         )
         started = time.perf_counter()
-        content = encode(pixels, self.format, quality=self.quality)
-        timings["encode"] = time.perf_counter() - started
         height, width = pixels.shape[:2]
+        exif = self.source.exif_to_keep((width, height)) if self.metadata == "keep" else None
+        icc = self.source.profile_to_keep() if self.colour == "keep" else None
+        content = encode(pixels, self.format, quality=self.quality, exif=exif, icc=icc)
+        timings["encode"] = time.perf_counter() - started
         return JobResult(content, self.format, width, height, dict(timings))
 
 
 def open_job(
-    data: bytes, pipeline: Pipeline, *, fmt: str | None, quality: int, max_pixels: int
+    data: bytes,
+    pipeline: Pipeline,
+    *,
+    fmt: str | None,
+    quality: int,
+    max_pixels: int,
+    metadata: MetadataPolicy = "strip",
+    colour: ColourPolicy = "srgb",
 ) -> Job:
     """Read the header of ``data`` and plan the job: UnreadableImage, ImageTooLarge or a Job."""
     started = time.perf_counter()
@@ -190,14 +214,32 @@ def open_job(
         cost=cost,
         shrinks=output_pixels < width * height,
         header_seconds=time.perf_counter() - started,
+        metadata=metadata,
+        colour=colour,
     )
 
 
 def run_job(
-    data: bytes, pipeline: Pipeline, *, fmt: str | None, quality: int, max_pixels: int
+    data: bytes,
+    pipeline: Pipeline,
+    *,
+    fmt: str | None,
+    quality: int,
+    max_pixels: int,
+    metadata: MetadataPolicy = "strip",
+    colour: ColourPolicy = "srgb",
 ) -> JobResult:
     """Decode ``data``, run ``pipeline`` and encode the result (CPU-bound: run it off the loop)."""
-    return open_job(data, pipeline, fmt=fmt, quality=quality, max_pixels=max_pixels).run()
+    job = open_job(
+        data,
+        pipeline,
+        fmt=fmt,
+        quality=quality,
+        max_pixels=max_pixels,
+        metadata=metadata,
+        colour=colour,
+    )
+    return job.run()
 
 
 class Lane:
@@ -336,13 +378,28 @@ class JobSlots:
         self.lanes[lane].give_back()
 
     async def run(
-        self, data: bytes, pipeline: Pipeline, *, fmt: str | None, quality: int, max_pixels: int
+        self,
+        data: bytes,
+        pipeline: Pipeline,
+        *,
+        fmt: str | None,
+        quality: int,
+        max_pixels: int,
+        metadata: MetadataPolicy = "strip",
+        colour: ColourPolicy = "srgb",
     ) -> JobResult:
         """Read the header, then run the job in a worker thread once its lane has a free slot."""
         # Pillow's header parsing is cheap for ordinary files but not bounded for
         # crafted ones (PNG text chunks), so it stays off the event loop too.
         job = await run_in_threadpool(
-            open_job, data, pipeline, fmt=fmt, quality=quality, max_pixels=max_pixels
+            open_job,
+            data,
+            pipeline,
+            fmt=fmt,
+            quality=quality,
+            max_pixels=max_pixels,
+            metadata=metadata,
+            colour=colour,
         )
         lane = self.lane_for(job)
         await self.acquire(lane)

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
-from processor.codec import MEDIA_TYPES, probe
+from processor.codec import MEDIA_TYPES, ColourPolicy, MetadataPolicy, probe
 from processor.config import Settings
 from processor.errors import BodyTooLarge
 from processor.jobs import JobSlots
@@ -30,7 +30,7 @@ def get_jobs(request: Request) -> JobSlots:
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 JobsDep = Annotated[JobSlots, Depends(get_jobs)]
-OutputFormat = Literal["jpeg", "png", "webp"]
+OutputFormat = Literal["jpeg", "png", "webp", "avif"]
 
 router = APIRouter()
 
@@ -83,8 +83,29 @@ async def process(
     ops: Annotated[str, Query(description="Pipeline, e.g. rotate:degrees=30|grayscale")] = "",
     fmt: Annotated[OutputFormat | None, Query(alias="format")] = None,
     quality: Annotated[int | None, Query(ge=1, le=100)] = None,
+    metadata: Annotated[
+        MetadataPolicy,
+        Query(description="strip: no EXIF in the result; keep: the input's, orientation 1"),
+    ] = "strip",
+    colour: Annotated[
+        ColourPolicy,
+        Query(
+            description=(
+                "srgb: convert from the embedded colour profile to sRGB; "
+                "keep: keep the original colours and embed their profile in the result"
+            )
+        ),
+    ] = "srgb",
 ) -> Response:
-    """Apply a pipeline to the image in the body and return the result."""
+    """Apply a pipeline to the image in the body and return the result.
+
+    The result is upright and, unless ``metadata=keep``, carries no EXIF (no GPS,
+    no camera); with it, the input's EXIF with orientation 1 and no thumbnail.
+    Colours are converted to sRGB from an embedded profile (untagged output), unless
+    ``colour=keep`` keeps them and embeds the profile.
+    ``format`` defaults to the input's, JPEG for HEIC input, PNG for graphics and
+    for inputs that cannot be written (GIF, TIFF, BMP).
+    """
     pipeline = parse_pipeline(ops, max_steps=settings.max_steps)
     data = await read_body(request, settings.max_body_bytes)
     result = await jobs.run(
@@ -93,6 +114,8 @@ async def process(
         fmt=fmt,
         quality=quality or settings.default_quality,
         max_pixels=settings.max_pixels,
+        metadata=metadata,
+        colour=colour,
     )
     return Response(
         content=result.content,
@@ -118,6 +141,22 @@ async def describe_pipeline(
 
 @router.post("/v1/info")
 async def info(request: Request, settings: SettingsDep) -> dict[str, Any]:
-    """Describe the image in the body from its header."""
+    """Describe the image in the body from its header, without decoding it.
+
+    A flat object; a field the file does not carry is null:
+
+    - ``format``: jpeg, png, webp, gif, tiff, bmp, avif or heic;
+    - ``width``, ``height``: as a person sees it, after the orientation;
+    - ``mode``: Pillow's mode of the stored samples (RGB, L, I;16, CMYK, P...);
+    - ``bytes``: the size of the body;
+    - ``exif_orientation``: the orientation the file carries, 1-8 (1: upright as stored);
+    - ``frames``: frames of an animation or pages of a TIFF or HEIF, 1 for a still
+      (a phone JPEG's further MPO pictures are previews, not frames);
+    - ``bit_depth``: bits per sample as stored (8, 16, 10 for some HEIC and AVIF...);
+    - ``colour_space``: RGB, grey, CMYK, YCbCr, Lab... (a palette's colours are RGB);
+    - ``icc_profile``: the embedded ICC profile's description;
+    - ``camera_make``, ``camera_model``: EXIF Make and Model;
+    - ``taken``: EXIF DateTimeOriginal as ISO 8601, with OffsetTimeOriginal when present.
+    """
     data = await read_body(request, settings.max_body_bytes)
     return asdict(await run_in_threadpool(probe, data))

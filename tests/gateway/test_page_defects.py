@@ -282,3 +282,26 @@ def test_results_and_originals_over_the_byte_bound_are_refused(
         original = client.get(f"/images/{rocket}/original")
         assert original.status_code == 200
         assert len(original.content) == 112_525
+
+
+def test_a_heic_original_is_shown_as_jpeg(
+    client: TestClient, backends: Backends, ids: dict[str, str]
+) -> None:
+    from tests.imaging import encoded, upright_picture
+
+    catalog = TestClient(backends.catalog)
+    added = catalog.post(
+        "/v1/images", params={"name": "phone.heic"}, content=encoded("heic", upright_picture())
+    )
+    assert added.status_code in (200, 201), added.text
+    image = added.json()["id"]
+    try:
+        page = client.get(f"/images/{image}")
+        original = page.context["original"]
+        assert "/original" not in original.src
+        shown = client.get(original.src)
+        assert shown.status_code == 200
+        assert shown.headers["content-type"] == "image/jpeg"
+        assert Image.open(io.BytesIO(shown.content)).size == (48, 32)
+    finally:
+        catalog.delete(f"/v1/images/{image}")

@@ -31,6 +31,8 @@ OUTPUT_FORMATS = ("jpeg", "png", "webp", "avif")
 # Images are shown in panes about 650 px wide: renditions for 1x and 2x screens.
 DISPLAY_WIDTHS = (650, 1300)
 GALLERY_COOKIE = "gallery"
+# Formats an <img> shows in every current browser; others are shown through a rendition.
+BROWSER_FORMATS = frozenset({"jpeg", "png", "webp", "gif", "avif", "bmp"})
 SORTS = {
     "-created": "Newest first",
     "created": "Oldest first",
@@ -242,11 +244,18 @@ async def image_page(
             outage = exc
     if selected not in by_name:
         selected, values = (operations[0].name if operations else ""), {}
-    original = display(
-        record.width,
-        f"/images/{record.id}/original",
-        lambda width: render_url(record, f"resize:width={width}", ""),
-    )
+    if record.format in BROWSER_FORMATS:
+        original = display(
+            record.width,
+            f"/images/{record.id}/original",
+            lambda width: render_url(record, f"resize:width={width}", ""),
+        )
+    else:  # HEIC, TIFF: browsers cannot show them, so the page shows them as JPEG
+        original = display(
+            record.width,
+            render_url(record, "", "jpeg"),
+            lambda width: render_url(record, f"resize:width={width}", "jpeg"),
+        )
     shown = None
     if result is not None:
         shown = display(

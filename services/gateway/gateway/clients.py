@@ -10,7 +10,13 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict
 
-from gateway.errors import BackendRejected, BackendUnavailable, ImageNotFound, ImageTooLarge
+from gateway.errors import (
+    BackendRejected,
+    BackendTimeout,
+    BackendUnavailable,
+    ImageNotFound,
+    ImageTooLarge,
+)
 
 
 class ImageRecord(BaseModel):
@@ -76,11 +82,18 @@ class ServiceClient:
     service = "backend"
 
     def __init__(
-        self, http: httpx.AsyncClient, *, retry_after: int = 5, max_bytes: int = 64 * 1024 * 1024
+        self,
+        http: httpx.AsyncClient,
+        *,
+        retry_after: int = 5,
+        max_bytes: int = 64 * 1024 * 1024,
+        render_timeout: httpx.Timeout | None = None,
     ) -> None:
         self.http = http
         self.retry_after = retry_after
         self.max_bytes = max_bytes
+        # Calls that move image bytes get this budget; the client's own is for metadata.
+        self.render_timeout = render_timeout or http.timeout
 
     async def request(
         self, method: str, url: str, *, max_bytes: int | None = None, **kwargs: Any
@@ -104,12 +117,11 @@ class ServiceClient:
 
         The caller closes it (``aclose``). Failures raise as ``request`` says.
         """
+        request = self.http.build_request(method, url, **kwargs)
         try:
-            response = await self.http.send(
-                self.http.build_request(method, url, **kwargs), stream=True
-            )
+            response = await self.http.send(request, stream=True)
         except httpx.TimeoutException as exc:
-            raise self.unavailable(f"the {self.service} did not answer in time") from exc
+            raise self.timed_out(request) from exc
         except httpx.TransportError as exc:
             raise self.unavailable(
                 f"the {self.service} at {self.http.base_url} cannot be reached"
@@ -154,10 +166,19 @@ class ServiceClient:
                     raise ImageTooLarge(f"more than the {limit:,} bytes allowed")
                 chunks.append(chunk)
         except httpx.TimeoutException as exc:
-            raise self.unavailable(f"the {self.service} did not answer in time") from exc
+            raise self.timed_out(response.request) from exc
         except httpx.TransportError as exc:
             raise self.unavailable(f"the {self.service} broke off its answer") from exc
         return b"".join(chunks)
+
+    def timed_out(self, request: httpx.Request) -> BackendTimeout:
+        """Build the 504 error for a call this backend did not answer within its budget."""
+        budget = request.extensions.get("timeout", {}).get("read")
+        within = f" within {budget:g} s" if isinstance(budget, int | float) else " in time"
+        return BackendTimeout(
+            f"The {self.service} did not answer{within}. Try again in a moment.",
+            retry_after=self.retry_after,
+        )
 
     def unavailable(self, reason: str) -> BackendUnavailable:
         """Build the 503 error for this backend."""
@@ -187,7 +208,7 @@ class CatalogClient(ServiceClient):
         return ImagePage.model_validate(response.json())
 
     async def image_request(
-        self, method: str, image_id: str, suffix: str = "", *, stream: bool = False
+        self, method: str, image_id: str, suffix: str = "", *, stream: bool = False, **kwargs: Any
     ) -> httpx.Response:
         """Send a request about one image; ImageNotFound when the catalog has no such image.
 
@@ -195,7 +216,7 @@ class CatalogClient(ServiceClient):
         """
         send = self.open if stream else self.request
         try:
-            return await send(method, image_path(image_id) + suffix)
+            return await send(method, image_path(image_id) + suffix, **kwargs)
         except BackendRejected as exc:
             if exc.code == "image_not_found":
                 raise ImageNotFound(image_id) from None
@@ -208,13 +229,17 @@ class CatalogClient(ServiceClient):
 
     async def content(self, image_id: str) -> Original:
         """Fetch one image's original bytes."""
-        response = await self.image_request("GET", image_id, "/content")
+        response = await self.image_request(
+            "GET", image_id, "/content", timeout=self.render_timeout
+        )
         media_type = response.headers.get("content-type", "application/octet-stream")
         return Original(response.content, media_type)
 
     async def open_content(self, image_id: str) -> httpx.Response:
         """Open one image's original bytes for streaming on; the caller closes the response."""
-        return await self.image_request("GET", image_id, "/content", stream=True)
+        return await self.image_request(
+            "GET", image_id, "/content", stream=True, timeout=self.render_timeout
+        )
 
 
 class ProcessorClient(ServiceClient):
@@ -243,6 +268,7 @@ class ProcessorClient(ServiceClient):
             params=params,
             content=original.content,
             headers={"Content-Type": original.media_type},
+            timeout=self.render_timeout,
         )
         return Rendered(
             content=response.content,

@@ -13,8 +13,16 @@ class Settings(BaseSettings):
 
     catalog_url: str = "http://127.0.0.1:8001"
     processor_url: str = "http://127.0.0.1:8002"
-    timeout_s: float = Field(default=30.0, gt=0)
+    # Metadata calls (records, pages, operation lists) answer in milliseconds; a backend
+    # that takes longer is hung, and the page says so within this budget (a 504).
+    metadata_timeout_s: float = Field(default=3.0, gt=0)
+    # Fetching an original and processing it: the budget of one render.
+    render_timeout_s: float = Field(default=30.0, gt=0)
     connect_timeout_s: float = Field(default=2.0, gt=0)
+    # Bearer keys for the backends, when they require them (CATALOG_API_KEYS and
+    # PROCESSOR_API_KEYS); empty sends none.
+    catalog_key: str = ""
+    processor_key: str = ""
     cache_max_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
     cache_max_items: int = Field(default=512, ge=0)
     operations_ttl_s: float = Field(default=30.0, ge=0)

@@ -8,8 +8,9 @@ DarkroomError                 base: an HTTP status, a snake_case code, a message
 ├── InvalidInput        422   a query or form field the gateway cannot use
 ├── BackendRejected     4xx   a backend refused the request; its status, code and message pass on
 ├── InternalError       500   anything unexpected; the details stay in the server's log
-└── BackendUnavailable  503   a backend is down, timing out or failing (with Retry-After)
-    └── ProcessingUnavailable 503   the processor is: pages degrade to what the catalog serves
+└── BackendUnavailable  503   a backend is down or failing (with Retry-After)
+    ├── BackendTimeout  504   a backend did not answer within its budget (hung)
+    └── ProcessingUnavailable 503/504   the processor is: pages degrade to what the catalog serves
 
 Every error leaves the gateway as ``error.html`` with the error's status.
 """
@@ -117,6 +118,14 @@ class BackendUnavailable(DarkroomError):
     status = 503
     code = "backend_unavailable"
     title = "Service unavailable"
+
+
+class BackendTimeout(BackendUnavailable):
+    """A backend took longer than the call's budget: hung or overwhelmed."""
+
+    status = 504
+    code = "backend_timeout"
+    title = "Service did not answer"
 
 
 class ProcessingUnavailable(BackendUnavailable):

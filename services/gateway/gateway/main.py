@@ -15,6 +15,13 @@ from gateway.config import Settings, get_settings
 from gateway.errors import install_error_handlers
 from gateway.rendering import CanonicalPipelines, Renderer
 from gateway.routes import router, templates
+from gateway.security import SecurityHeaders
+
+
+def bearer(key: str) -> dict[str, str]:
+    """The Authorization header carrying ``key``; none for an empty key."""
+    key = key.strip()
+    return {"Authorization": f"Bearer {key}"} if key else {}
 
 
 def create_app(
@@ -34,13 +41,22 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        timeout = httpx.Timeout(settings.timeout_s, connect=settings.connect_timeout_s)
+        timeout = httpx.Timeout(settings.metadata_timeout_s, connect=settings.connect_timeout_s)
+        render_timeout = httpx.Timeout(
+            settings.render_timeout_s, connect=settings.connect_timeout_s
+        )
         async with (
             httpx.AsyncClient(
-                base_url=settings.catalog_url, timeout=timeout, transport=catalog_transport
+                base_url=settings.catalog_url,
+                timeout=timeout,
+                transport=catalog_transport,
+                headers=bearer(settings.catalog_key),
             ) as catalog_http,
             httpx.AsyncClient(
-                base_url=settings.processor_url, timeout=timeout, transport=processor_transport
+                base_url=settings.processor_url,
+                timeout=timeout,
+                transport=processor_transport,
+                headers=bearer(settings.processor_key),
             ) as processor_http,
         ):
             app.state.renderer = Renderer(
@@ -48,11 +64,13 @@ def create_app(
                     catalog_http,
                     retry_after=settings.retry_after_s,
                     max_bytes=settings.max_image_bytes,
+                    render_timeout=render_timeout,
                 ),
                 ProcessorClient(
                     processor_http,
                     retry_after=settings.retry_after_s,
                     max_bytes=settings.max_image_bytes,
+                    render_timeout=render_timeout,
                 ),
                 results=ResultCache(
                     max_items=settings.cache_max_items, max_bytes=settings.cache_max_bytes
@@ -69,6 +87,7 @@ def create_app(
 
     app = FastAPI(title="Darkroom gateway", lifespan=lifespan)
     app.state.settings = settings
+    app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     app.include_router(router)
     install_error_handlers(app, templates)

@@ -166,6 +166,7 @@ class Renderer:
             return await call
         except BackendUnavailable as exc:
             outage = ProcessingUnavailable(exc.message, retry_after=exc.retry_after)
+            outage.status = exc.status
             self._health = (time.monotonic(), outage)
             raise outage from exc
 

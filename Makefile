@@ -14,7 +14,12 @@ export GATEWAY_PORT ?= 8000
 export GATEWAY_CATALOG_URL ?= http://$(HOST):$(CATALOG_PORT)
 export GATEWAY_PROCESSOR_URL ?= http://$(HOST):$(PROCESSOR_PORT)
 
-.PHONY: help install dev run import test lint docs check-browser clean
+# The catalog's write key for `make run`, made once and kept (git-ignored with data/).
+KEY_FILE := data/api-key
+# What docker compose gives the catalog and the gateway; holds a real key, never committed.
+DEPLOY_ENV := deploy/darkroom.env
+
+.PHONY: help install dev run import test lint docs check-browser clean deploy-env
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -36,8 +41,17 @@ dev: $(VENV)/.dev-installed  ## Also install the test and lint tools
 import: install  ## Import samples/ into the embedded catalog under ./data (idempotent)
 	$(BIN)/python -m catalog.importer samples
 
-run: import  ## Start catalog, processor and gateway; Ctrl-C stops all three
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile
+$(KEY_FILE):
+	$(PYTHON) tools/api_key.py $@
+
+run: import $(KEY_FILE)  ## Start catalog, processor and gateway (writes need the key in data/api-key)
+	CATALOG_API_KEYS="$$(cat $(KEY_FILE))" GATEWAY_CATALOG_KEY="$$(cat $(KEY_FILE))" \
+		PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile
+
+$(DEPLOY_ENV): | deploy/darkroom.env.example
+	$(PYTHON) tools/api_key.py --template deploy/darkroom.env.example $@
+
+deploy-env: $(DEPLOY_ENV)  ## Make deploy/darkroom.env for docker compose, with its own key (once)
 
 lint: dev  ## ruff and mypy
 	$(BIN)/ruff check .

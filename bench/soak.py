@@ -231,9 +231,12 @@ def server_errors(tally: Tally) -> list[str]:
     return [f"{count} x {kind} status {status}" for (kind, status), count in sorted(bad.items())]
 
 
-def phase_b(workdir: Path, photos: list[bytes]) -> list[str]:
-    """The mixed soak with default settings, sampling resident memory; the missed targets."""
-    samples: list[tuple[float, dict[str, float]]] = []
+Samples = list[tuple[float, dict[str, float]]]
+
+
+def mixed_soak(workdir: Path, photos: list[bytes], seconds: float) -> tuple[Tally, Samples]:
+    """16 mixed clients for ``seconds`` on a fresh stack, sampling resident memory each second."""
+    samples: Samples = []
     workdir.mkdir(parents=True)
     with running_stack(workdir) as stack:
         kinds = requests_for(upload(stack, photos))
@@ -250,30 +253,60 @@ def phase_b(workdir: Path, photos: list[bytes]) -> list[str]:
         sampler.start()
         tally = Tally()
         try:
-            run_clients(stack.gateway.url, [kinds["mixed"]] * 16, SECONDS, tally)
+            run_clients(stack.gateway.url, [kinds["mixed"]] * 16, seconds, tally)
         finally:
             stop.set()
             sampler.join()
+    return tally, samples
+
+
+@dataclass(frozen=True)
+class Memory:
+    """One service's resident memory over a soak, in MiB."""
+
+    start: float
+    thirds: tuple[float, float, float]  # the median of each third of the run
+    peak: float
+
+    @property
+    def growth(self) -> float:
+        """The last third over the middle one (the first third is the warm-up)."""
+        return self.thirds[2] / self.thirds[1] - 1
+
+
+def memory(samples: Samples, seconds: float) -> dict[str, Memory]:
+    """Each service's memory figures from a soak's samples."""
+    figures = {}
+    for name in ("catalog", "processor", "gateway"):
+        thirds = tuple(
+            statistics.median(
+                rss[name] for t, rss in samples if k * seconds / 3 <= t < (k + 1) * seconds / 3
+            )
+            for k in range(3)
+        )
+        figures[name] = Memory(
+            start=samples[0][1][name],
+            thirds=(thirds[0], thirds[1], thirds[2]),
+            peak=max(rss[name] for _, rss in samples),
+        )
+    return figures
+
+
+def phase_b(workdir: Path, photos: list[bytes]) -> list[str]:
+    """The mixed soak with default settings, sampling resident memory; the missed targets."""
+    tally, samples = mixed_soak(workdir, photos, SECONDS)
     print(f"\nPhase B: 16 mixed clients for {SECONDS:.0f} s, default settings")
     print("\n".join(summary(tally)))
     missed = server_errors(tally)
     print("  resident memory (MiB): start, then the median of each third of the run, and the peak")
-    for name in ("catalog", "processor", "gateway"):
-        thirds = [
-            statistics.median(
-                rss[name] for t, rss in samples if k * SECONDS / 3 <= t < (k + 1) * SECONDS / 3
-            )
-            for k in range(3)
-        ]
-        peak = max(rss[name] for _, rss in samples)
-        # The first third is the warm-up (the cache fills, buffers grow to their working size).
-        growth = thirds[2] / thirds[1] - 1
+    for name, figures in memory(samples, SECONDS).items():
+        first, middle, last = figures.thirds
         print(
-            f"  {name:<10} {samples[0][1][name]:7.1f} | {thirds[0]:7.1f} {thirds[1]:7.1f} "
-            f"{thirds[2]:7.1f} | peak {peak:7.1f}   last third over the middle {growth:+.1%}"
+            f"  {name:<10} {figures.start:7.1f} | {first:7.1f} {middle:7.1f} {last:7.1f} "
+            f"| peak {figures.peak:7.1f}   last third over the middle {figures.growth:+.1%}"
         )
-        if growth >= RSS_GROWTH_TARGET:
-            missed.append(f"{name} resident memory grew {growth:+.1%} after warm-up")
+        if figures.growth >= RSS_GROWTH_TARGET:
+            missed.append(f"{name} resident memory grew {figures.growth:+.1%} after warm-up")
     return missed
 
 

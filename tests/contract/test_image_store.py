@@ -2,21 +2,26 @@
 
 Backends are the `backend` fixture's params: SQLite, the Mongo store over mongomock, and
 the Mongo store over a real server when MONGO_URL is set (a fresh database per test,
-dropped afterwards). Each backend brings its own way to count stored originals.
+dropped afterwards). Each backend brings its own way to count stored originals, and to
+leave one behind with no record, as a crash between an original and its record does.
 """
 
 import hashlib
 import io
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import gridfs
 import pymongo
 import pytest
+from bson import ObjectId
 from PIL import Image
 from pydantic import ValidationError
 
@@ -45,6 +50,34 @@ MONGO_URL = os.environ.get("MONGO_URL", "")
 class Backend:
     store: ImageStore
     count_blobs: Callable[[], int]
+    # Store these bytes as an original no record references, last written `age` ago.
+    plant_orphan: Callable[[bytes, timedelta], None]
+
+
+def file_orphan_planter(blobs: BlobStore) -> Callable[[bytes, timedelta], None]:
+    """Write a blob file without a record and date it back."""
+
+    def plant(data: bytes, age: timedelta) -> None:
+        digest = hashlib.sha256(data).hexdigest()
+        blobs.put(digest, data)
+        written = time.time() - age.total_seconds()
+        os.utime(blobs.path(digest), (written, written))
+
+    return plant
+
+
+def gridfs_orphan_planter(database: Any) -> Callable[[bytes, timedelta], None]:
+    """Store a GridFS file without a record, made and finished `age` ago."""
+    files = gridfs.GridFS(database)
+
+    def plant(data: bytes, age: timedelta) -> None:
+        made = datetime.now(UTC) - age
+        # An ObjectId of that second, unique by its random tail.
+        blob_id = ObjectId(int(made.timestamp()).to_bytes(4, "big") + os.urandom(8))
+        files.put(data, _id=blob_id, metadata={"sha256": hashlib.sha256(data).hexdigest()})
+        database["fs.files"].update_one({"_id": blob_id}, {"$set": {"uploadDate": made}})
+
+    return plant
 
 
 BACKENDS = ["sqlite", "mongomock", "mongodb"]
@@ -55,7 +88,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
     if request.param == "sqlite":
         blobs = tmp_path / "blobs"
         store = open_store(f"sqlite:///{tmp_path / 'catalog.db'}", blobs)
-        yield Backend(store, BlobStore(blobs).count)
+        yield Backend(store, BlobStore(blobs).count, file_orphan_planter(BlobStore(blobs)))
         store.close()
         return
     if request.param == "mongomock":
@@ -65,9 +98,10 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
             pytest.skip("MONGO_URL is not set: no MongoDB server to run the store suite against")
         client = pymongo.MongoClient(MONGO_URL, serverSelectionTimeoutMS=5000, tz_aware=True)
         mongo = MongoImageStore(client, f"darkroom_test_{uuid.uuid4().hex[:12]}")
-    files = client[mongo.database_name]["fs.files"]
+    database = client[mongo.database_name]
+    files = database["fs.files"]
     try:
-        yield Backend(mongo, lambda: files.count_documents({}))
+        yield Backend(mongo, lambda: files.count_documents({}), gridfs_orphan_planter(database))
     finally:
         drop(mongo)
         mongo.close()
@@ -446,3 +480,81 @@ def test_failed_insert_leaves_no_orphan_original(backend: Backend) -> None:
     assert backend.count_blobs() == 0
     assert backend.store.get(squatter.id).sha256 == squatter.sha256
     assert len(everything(backend.store)) == 1
+
+
+def test_sweep_deletes_unreferenced_originals_past_the_grace_only(backend: Backend) -> None:
+    store = backend.store
+    kept_bytes = image_bytes(8, 8, seed=1)
+    kept = add(store, "kept.png", kept_bytes)
+    add_records(store, bulk_records(3))  # records without originals are no trouble
+    backend.plant_orphan(image_bytes(8, 8, seed=2), timedelta(hours=2))
+    backend.plant_orphan(image_bytes(8, 8, seed=3), timedelta(hours=2))
+    backend.plant_orphan(image_bytes(8, 8, seed=4), timedelta(0))  # an upload in flight
+    assert backend.count_blobs() == 4
+    assert store.sweep_orphans(timedelta(hours=1)) == 2
+    assert backend.count_blobs() == 2
+    assert store.sweep_orphans(timedelta(hours=1)) == 0
+    # With no grace, whatever no record references goes, and nothing else.
+    assert store.sweep_orphans(timedelta(0)) == 1
+    assert backend.count_blobs() == 1
+    assert store.content(kept.id) == kept_bytes
+    assert store.stats().count == 4
+
+
+def test_sweep_of_an_empty_store_deletes_nothing(backend: Backend) -> None:
+    assert backend.store.sweep_orphans(timedelta(0)) == 0
+
+
+def test_sweep_stops_when_asked(backend: Backend) -> None:
+    backend.plant_orphan(image_bytes(8, 8, seed=5), timedelta(hours=2))
+    stop = threading.Event()
+    stop.set()
+    assert backend.store.sweep_orphans(timedelta(hours=1), stop=stop) == 0
+    assert backend.count_blobs() == 1
+
+
+def test_sweeping_during_uploads_keeps_every_record_whole(backend: Backend) -> None:
+    """Uploads retried after a crash (their old originals still there) race repeated sweeps."""
+    store = backend.store
+    images = [image_bytes(24, 16, seed=200 + n) for n in range(12)]
+    for data in images[:6]:
+        backend.plant_orphan(data, timedelta(hours=2))
+    uploads_done = threading.Event()
+    errors: list[BaseException] = []
+    sweeps = 0
+
+    def sweep_until_uploads_are_done() -> None:
+        nonlocal sweeps
+        try:
+            for _ in range(500):
+                store.sweep_orphans(timedelta(hours=1))
+                sweeps += 1
+                if uploads_done.is_set():
+                    return
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    def upload(data: bytes) -> None:
+        try:
+            store.add(read_metadata(data, max_pixels=LIMIT), "retried.png", data)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    sweeper = threading.Thread(target=sweep_until_uploads_are_done)
+    uploaders = [threading.Thread(target=upload, args=(data,)) for data in images]
+    sweeper.start()
+    for thread in uploaders:
+        thread.start()
+    for thread in uploaders:
+        thread.join(30)
+    uploads_done.set()
+    sweeper.join(30)
+    assert errors == []
+    assert sweeps >= 1
+    store.sweep_orphans(timedelta(hours=1))
+    by_sha = {hashlib.sha256(data).hexdigest(): data for data in images}
+    records = everything(store)
+    assert {record.sha256 for record in records} == set(by_sha)
+    for record in records:
+        assert store.content(record.id) == by_sha[record.sha256]
+    assert backend.count_blobs() == len(images)

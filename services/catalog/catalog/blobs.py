@@ -4,9 +4,21 @@ import contextlib
 import os
 import re
 import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_SHARD = re.compile(r"[0-9a-f]{2}")
+TEMP_PREFIX = ".tmp-"
+
+
+@dataclass(frozen=True)
+class BlobFile:
+    """A file under the blob root: an original (its sha256) or a temp file (sha256 None)."""
+
+    path: str
+    sha256: str | None
 
 
 class BlobStore:
@@ -31,7 +43,7 @@ class BlobStore:
         if target.is_file():
             return
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=TEMP_PREFIX)
         try:
             with os.fdopen(fd, "wb") as temp:
                 temp.write(data)
@@ -57,6 +69,47 @@ class BlobStore:
         if not self.root.is_dir():
             return 0
         return sum(1 for p in self.root.glob("*/*/*") if _SHA256.fullmatch(p.name))
+
+    def files_written_before(self, cutoff: float) -> Iterator[BlobFile]:
+        """Originals and temp files last written at or before cutoff (a Unix time), lazily.
+
+        One folder is listed at a time, so a million originals never sit in memory at once;
+        files this store did not name are left out.
+        """
+        for first_name, first in _subfolders(str(self.root)):
+            for second_name, second in _subfolders(first):
+                shard = first_name + second_name
+                with os.scandir(second) as entries:
+                    for entry in entries:
+                        name = entry.name
+                        if name.startswith(TEMP_PREFIX):
+                            digest = None
+                        elif name.startswith(shard) and _SHA256.fullmatch(name):
+                            digest = name
+                        else:
+                            continue
+                        if entry.is_file(follow_symlinks=False) and _mtime(entry) <= cutoff:
+                            yield BlobFile(entry.path, digest)
+
+
+def _subfolders(folder: str) -> Iterator[tuple[str, str]]:
+    """(name, path) of the two-hex-digit shard folders directly under folder (none if missing)."""
+    try:
+        entries = os.scandir(folder)
+    except FileNotFoundError:
+        return
+    with entries:
+        for entry in entries:
+            if _SHARD.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False):
+                yield entry.name, entry.path
+
+
+def _mtime(entry: os.DirEntry[str]) -> float:
+    """When the file was last written; infinitely recent once it is gone, so it is skipped."""
+    try:
+        return entry.stat(follow_symlinks=False).st_mtime
+    except FileNotFoundError:
+        return float("inf")
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -2,17 +2,22 @@
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, Any, Self
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from catalog.models import MAX_NAME_LENGTH
+
+# Comma-separated in the environment ("k1, k2"); SecretStr keeps them out of reprs and logs.
+Keys = Annotated[tuple[SecretStr, ...], NoDecode]
 
 
 class Settings(BaseSettings):
     """Where the catalog keeps its data and the limits it enforces."""
 
-    model_config = SettingsConfigDict(env_prefix="CATALOG_")
+    # hide_input_in_errors: a bad setting's error must not print the keys beside it.
+    model_config = SettingsConfigDict(env_prefix="CATALOG_", hide_input_in_errors=True)
 
     store: str = Field(
         "sqlite:///data/catalog.db",
@@ -24,6 +29,44 @@ class Settings(BaseSettings):
     max_name_length: int = Field(
         255, ge=1, le=MAX_NAME_LENGTH, description="Longest stored file name."
     )
+    api_keys: Keys = Field(
+        (), description="Bearer keys for uploads and deletes; none: writes are open."
+    )
+    read_keys: Keys = Field(
+        (), description="Bearer keys for reads (a write key also reads); none: reads are open."
+    )
+    orphan_grace_s: float = Field(
+        600.0,
+        ge=0,
+        description="Age below which an unreferenced original is kept: an upload may be "
+        "about to reference it.",
+    )
+    sweep_interval_s: float = Field(
+        600.0,
+        ge=0,
+        description="Seconds between sweeps of unreferenced originals (the first at start); "
+        "0 turns sweeping off.",
+    )
+
+    @field_validator("api_keys", "read_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        """Read ``"a, b"`` as two keys, each trimmed; empty items (and "") are no key."""
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            return value
+        trimmed = (item.strip() if isinstance(item, str) else item for item in items)
+        return tuple(item for item in trimmed if item)
+
+    @model_validator(mode="after")
+    def _reads_locked_only_with_writes(self) -> Self:
+        """Refuse read keys without write keys: reads would be guarded while writes were open."""
+        if self.read_keys and not self.api_keys:
+            raise ValueError(
+                "CATALOG_READ_KEYS is set but CATALOG_API_KEYS is not: "
+                "set write keys too, or writes stay open to anyone"
+            )
+        return self
 
 
 @lru_cache

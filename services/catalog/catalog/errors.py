@@ -2,6 +2,8 @@
 
 DarkroomError                 base: an HTTP status, a snake_case code, a message, Retry-After
 ├── MalformedUpload     400   a multipart body that cannot be parsed or has no file part
+├── MissingKey          401   no bearer key on a route that needs one (with WWW-Authenticate)
+├── WrongKey            403   a bearer key that is not one this route accepts
 ├── ImageNotFound       404   no image has that id (or the id cannot exist)
 ├── RouteNotFound       404   no route has that path
 ├── MethodNotAllowed    405   the path exists, the method does not
@@ -51,6 +53,24 @@ class MalformedUpload(DarkroomError):
 
     status = 400
     code = "malformed_upload"
+
+
+class MissingKey(DarkroomError):
+    """The route needs a bearer key and the request carries none."""
+
+    status = 401
+    code = "missing_key"
+
+    def headers(self) -> dict[str, str]:
+        """Return ``WWW-Authenticate: Bearer``, the scheme the catalog takes."""
+        return {**super().headers(), "WWW-Authenticate": "Bearer"}
+
+
+class WrongKey(DarkroomError):
+    """The bearer key is not one the route accepts."""
+
+    status = 403
+    code = "wrong_key"
 
 
 class ImageNotFound(DarkroomError):

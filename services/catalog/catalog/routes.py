@@ -1,10 +1,16 @@
-"""HTTP routes of the catalog: upload, query, fetch, delete, stats."""
+"""HTTP routes of the catalog: upload, query, fetch, delete, stats.
+
+The routes sit on three routers, each with its guard declared once: ``health`` is always
+open, ``writes`` take a write key and ``reads`` a read key when keys are configured
+(``access.py``). ``router`` holds all three.
+"""
 
 from typing import Annotated, cast
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
+from catalog.access import read_access, write_access
 from catalog.config import Settings
 from catalog.errors import ImageNotFound, UnreadableImage
 from catalog.ingest import ingest
@@ -19,7 +25,9 @@ from catalog.models import (
 from catalog.store import ImageStore
 from catalog.uploads import read_upload
 
-router = APIRouter()
+health = APIRouter()
+writes = APIRouter(dependencies=[Depends(write_access)])
+reads = APIRouter(dependencies=[Depends(read_access)])
 
 CONTENT_CACHE_CONTROL = "public, max-age=31536000, immutable"
 
@@ -50,13 +58,13 @@ def valid_image_id(image_id: str) -> str:
 ImageIdDep = Annotated[str, Depends(valid_image_id)]
 
 
-@router.get("/healthz")
+@health.get("/healthz")
 def healthz() -> dict[str, str]:
     """Liveness: the process answers."""
     return {"status": "ok", "service": "catalog"}
 
 
-@router.post(
+@writes.post(
     "/v1/images",
     status_code=201,
     response_model=ImagePublic,
@@ -84,19 +92,19 @@ async def upload_image(
     return record
 
 
-@router.get("/v1/images", response_model=ImagePage)
+@reads.get("/v1/images", response_model=ImagePage)
 def list_images(query: Annotated[ImageQuery, Query()], store: StoreDep) -> ImagePage:
     """One page of images matching the filters; follow next_cursor for the next."""
     return store.query(query)
 
 
-@router.get("/v1/images/{image_id}", response_model=ImagePublic)
+@reads.get("/v1/images/{image_id}", response_model=ImagePublic)
 def get_image(image_id: ImageIdDep, store: StoreDep) -> ImageRecord:
     """One image's metadata."""
     return store.get(image_id)
 
 
-@router.get(
+@reads.get(
     "/v1/images/{image_id}/content",
     response_class=Response,
     responses={200: {"content": {"image/*": {}}}, 304: {"description": "Not modified."}},
@@ -121,14 +129,20 @@ def _etag_matches(header: str, etag: str) -> bool:
     return "*" in candidates or etag in candidates
 
 
-@router.delete("/v1/images/{image_id}", status_code=204, response_class=Response)
+@writes.delete("/v1/images/{image_id}", status_code=204, response_class=Response)
 def delete_image(image_id: ImageIdDep, store: StoreDep) -> Response:
     """Remove an image and its original."""
     store.delete(image_id)
     return Response(status_code=204)
 
 
-@router.get("/v1/stats", response_model=CatalogStats)
+@reads.get("/v1/stats", response_model=CatalogStats)
 def stats(store: StoreDep) -> CatalogStats:
     """Counts by format and orientation, and the width and height ranges."""
     return store.stats()
+
+
+router = APIRouter()
+router.include_router(health)
+router.include_router(writes)
+router.include_router(reads)

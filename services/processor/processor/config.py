@@ -2,9 +2,13 @@
 
 import os
 from functools import lru_cache
+from typing import Annotated, Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Comma-separated in the environment ("k1, k2"); SecretStr keeps them out of reprs and logs.
+Keys = Annotated[tuple[SecretStr, ...], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -34,6 +38,22 @@ class Settings(BaseSettings):
     memory_soft_limit_mb: int = Field(default=1024, ge=0)
     default_quality: int = Field(default=90, ge=1, le=100)
     max_steps: int = Field(default=20, ge=1)
+    # Bearer keys for /v1/process, /v1/info and /v1/pipeline; none: those routes are open.
+    api_keys: Keys = ()
+    # Secrets of signed render URLs (signing.py): the first signs, every one verifies.
+    signing_keys: Keys = ()
+    # The furthest ahead a signed URL's expires may be, so a leaked link dies on its own.
+    signature_max_age_s: int = Field(default=86_400, ge=1)
+
+    @field_validator("api_keys", "signing_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        """Read ``"a, b"`` as two keys, each trimmed; empty items (or an empty string) are none."""
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            return value
+        trimmed = (item.strip() if isinstance(item, str) else item for item in items)
+        return tuple(item for item in trimmed if item)
 
 
 @lru_cache

@@ -2,6 +2,10 @@
 
 DarkroomError                 base: an HTTP status, a snake_case code, a message, Retry-After
 ├── InvalidPipeline     400   malformed pipeline text
+├── MissingKey          401   no bearer key (or signed URL) where one is needed; WWW-Authenticate
+├── WrongKey            403   the bearer key is not one of ``api_keys``
+├── WrongSignature      403   a signed URL that does not match its render, body or lifetime
+├── ExpiredSignature    403   a signed URL past its ``expires``
 ├── UnknownOperation    404   a pipeline names an operation the registry lacks
 ├── RouteNotFound       404   no route has that path
 ├── MethodNotAllowed    405   the path exists, the method does not
@@ -51,6 +55,38 @@ class InvalidPipeline(DarkroomError):
 
     status = 400
     code = "invalid_pipeline"
+
+
+class MissingKey(DarkroomError):
+    """The request carries no bearer key (nor a signed URL, where one would do)."""
+
+    status = 401
+    code = "missing_key"
+
+    def headers(self) -> dict[str, str]:
+        """Return ``WWW-Authenticate: Bearer``, the scheme the processor takes."""
+        return {**super().headers(), "WWW-Authenticate": "Bearer"}
+
+
+class WrongKey(DarkroomError):
+    """The bearer key is not one of the processor's keys."""
+
+    status = 403
+    code = "wrong_key"
+
+
+class WrongSignature(DarkroomError):
+    """A signed URL's signature does not match its render or body, or it lives too long."""
+
+    status = 403
+    code = "wrong_signature"
+
+
+class ExpiredSignature(DarkroomError):
+    """A signed URL whose ``expires`` has passed."""
+
+    status = 403
+    code = "expired_signature"
 
 
 class UnknownOperation(DarkroomError):

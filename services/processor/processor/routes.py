@@ -1,12 +1,15 @@
 """HTTP routes of the processor: operations, process, info, health and metrics."""
 
+import time
 from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response, Security
 from fastapi.responses import PlainTextResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityScopes
 from starlette.concurrency import run_in_threadpool
 
+from processor.auth import Grant, admit
 from processor.codec import MEDIA_TYPES, ColourPolicy, MetadataPolicy, probe
 from processor.config import Settings
 from processor.errors import BodyTooLarge
@@ -30,6 +33,27 @@ def get_jobs(request: Request) -> JobSlots:
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 JobsDep = Annotated[JobSlots, Depends(get_jobs)]
+BEARER = HTTPBearer(auto_error=False, description="One of PROCESSOR_API_KEYS, when set.")
+# The scope a route declares when a signed render URL may stand in for a bearer key.
+SIGNED_RENDER = "signed-render"
+
+
+async def authorize(
+    security_scopes: SecurityScopes,
+    request: Request,
+    settings: SettingsDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
+) -> Grant:
+    """Let the request in by bearer key, by signed URL where the route takes one, or openly."""
+    signable = SIGNED_RENDER in security_scopes.scopes
+    return admit(
+        settings,
+        bearer=None if bearer is None else bearer.credentials,
+        render_query=request.query_params if signable else None,
+        now=time.time(),
+    )
+
+
 OutputFormat = Literal["jpeg", "png", "webp", "avif"]
 
 router = APIRouter()
@@ -80,6 +104,7 @@ async def process(
     request: Request,
     settings: SettingsDep,
     jobs: JobsDep,
+    grant: Annotated[Grant, Security(authorize, scopes=[SIGNED_RENDER])],
     ops: Annotated[str, Query(description="Pipeline, e.g. rotate:degrees=30|grayscale")] = "",
     fmt: Annotated[OutputFormat | None, Query(alias="format")] = None,
     quality: Annotated[int | None, Query(ge=1, le=100)] = None,
@@ -105,9 +130,14 @@ async def process(
     ``colour=keep`` keeps them and embeds the profile.
     ``format`` defaults to the input's, JPEG for HEIC input, PNG for graphics and
     for inputs that cannot be written (GIF, TIFF, BMP).
+
+    With ``PROCESSOR_API_KEYS`` set it needs ``Authorization: Bearer <key>``; with
+    ``PROCESSOR_SIGNING_KEYS`` set, ``image``, ``expires`` and ``signature`` may
+    stand in for the key (``processor.signing``), and the body must then be that image.
     """
     pipeline = parse_pipeline(ops, max_steps=settings.max_steps)
     data = await read_body(request, settings.max_body_bytes)
+    await grant.check_body(data)
     result = await jobs.run(
         data,
         pipeline,
@@ -129,7 +159,7 @@ async def process(
     )
 
 
-@router.get("/v1/pipeline")
+@router.get("/v1/pipeline", dependencies=[Security(authorize)])
 async def describe_pipeline(
     settings: SettingsDep,
     ops: Annotated[str, Query(description="Pipeline, e.g. rotate|grayscale")] = "",
@@ -139,7 +169,7 @@ async def describe_pipeline(
     return {"pipeline": pipeline.canonical(), "output": pipeline.output}
 
 
-@router.post("/v1/info")
+@router.post("/v1/info", dependencies=[Security(authorize)])
 async def info(request: Request, settings: SettingsDep) -> dict[str, Any]:
     """Describe the image in the body from its header, without decoding it.
 

@@ -1,5 +1,7 @@
 """The ImageStore protocol every catalog backend implements, and open_store(url)."""
 
+import threading
+from datetime import timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -34,6 +36,15 @@ class ImageStore(Protocol):
 
     def stats(self) -> CatalogStats:
         """Counts by format and orientation, and the width and height ranges."""
+        ...
+
+    def sweep_orphans(self, older_than: timedelta, *, stop: threading.Event | None = None) -> int:
+        """Delete stored originals no record references, written over older_than ago.
+
+        A crash between writing an original and its record leaves such files. The age keeps
+        an upload's original safe until its record is written; setting ``stop`` ends a
+        sweep after the batch in hand. Returns how many files were deleted.
+        """
         ...
 
     def close(self) -> None:

@@ -5,7 +5,7 @@ import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import gridfs
@@ -35,6 +35,8 @@ COLLECTION = "images"
 # A request should fail fast with a 503 rather than wait pymongo's default 30 s for a server.
 SERVER_SELECTION_TIMEOUT_MS = 3000
 _ADD_ATTEMPTS = 3
+# GridFS files (or chunk sets) checked against the records per query of a sweep.
+_SWEEP_BATCH = 500
 
 Document = dict[str, Any]
 
@@ -200,6 +202,81 @@ class MongoImageStore:
             if document.get("blob") is not None:
                 self._files.delete(document["blob"])
 
+    def sweep_orphans(self, older_than: timedelta, *, stop: threading.Event | None = None) -> int:
+        """Delete GridFS files no record references, and chunks of files never finished.
+
+        Every add stores a GridFS file of its own and then the record naming it, so an
+        unreferenced file older than any upload can take is one a crash or a failed upload
+        left behind; older_than must stay above that time (there is no lock to re-check
+        under, as SQLite has).
+        """
+        self._ensure_indexes()
+        cutoff = datetime.now(UTC) - older_than
+        with self._available():
+            return self._sweep_files(cutoff, stop) + self._sweep_chunks(cutoff, stop)
+
+    def _sweep_files(self, cutoff: datetime, stop: threading.Event | None) -> int:
+        """Delete the finished GridFS files uploaded by cutoff that no record references."""
+        files = self._db["fs.files"]
+        # An ObjectId starts with the second it was made, so walking _id below the cutoff
+        # (a second wider; uploadDate decides) reads the _id index, never every file.
+        bound = ObjectId.from_datetime(cutoff + timedelta(seconds=1))
+        after: ObjectId | None = None
+        removed = 0
+        while not (stop is not None and stop.is_set()):
+            ids: Document = {"$lt": bound} if after is None else {"$lt": bound, "$gt": after}
+            batch = list(
+                files.find({"_id": ids}, {"uploadDate": 1, "metadata.sha256": 1})
+                .sort("_id", ASCENDING)
+                .limit(_SWEEP_BATCH)
+            )
+            if not batch:
+                break
+            after = batch[-1]["_id"]
+            stale = {
+                document["_id"]: digest
+                for document in batch
+                if (digest := _stale_digest(document, cutoff)) is not None
+            }
+            # Looked up by sha256 (indexed); a record names the one copy it keeps.
+            referenced = {
+                record.get("blob")
+                for record in self._images.find(
+                    {"sha256": {"$in": sorted(set(stale.values()))}}, {"blob": 1}
+                )
+            }
+            for blob in stale.keys() - referenced:
+                self._files.delete(blob)
+                removed += 1
+        return removed
+
+    def _sweep_chunks(self, cutoff: datetime, stop: threading.Event | None) -> int:
+        """Delete the chunks of GridFS files begun before cutoff that never got their file."""
+        chunks = self._db["fs.chunks"]
+        files = self._db["fs.files"]
+        # A chunk has no time of its own but its file's id, made when the upload began;
+        # chunk 0 is written first, so one per file is found through the (files_id, n) index.
+        bound = ObjectId.from_datetime(cutoff)
+        after: ObjectId | None = None
+        removed = 0
+        while not (stop is not None and stop.is_set()):
+            ids: Document = {"$lt": bound} if after is None else {"$lt": bound, "$gt": after}
+            batch = [
+                chunk["files_id"]
+                for chunk in chunks.find({"files_id": ids, "n": 0}, {"files_id": 1})
+                .sort("files_id", ASCENDING)
+                .limit(_SWEEP_BATCH)
+            ]
+            if not batch:
+                break
+            after = batch[-1]
+            present = {file["_id"] for file in files.find({"_id": {"$in": batch}}, {"_id": 1})}
+            unfinished = [files_id for files_id in batch if files_id not in present]
+            if unfinished:
+                chunks.delete_many({"files_id": {"$in": unfinished}})
+                removed += len(unfinished)
+        return removed
+
     def stats(self) -> CatalogStats:
         """Counts by format and orientation, and the width and height ranges."""
         self._ensure_indexes()
@@ -250,12 +327,27 @@ def to_document(record: ImageRecord, blob: ObjectId | None) -> Document:
     return document
 
 
+def _stale_digest(file: Document, cutoff: datetime) -> str | None:
+    """The sha256 of a GridFS file uploaded by cutoff; None if newer or not this store's."""
+    metadata, uploaded = file.get("metadata"), file.get("uploadDate")
+    digest = metadata.get("sha256") if isinstance(metadata, dict) else None
+    # A file without a sha256 was not written by this store: it is left alone.
+    if not isinstance(digest, str) or not isinstance(uploaded, datetime):
+        return None
+    return digest if _utc(uploaded) <= cutoff else None
+
+
+def _utc(moment: datetime) -> datetime:
+    """The moment as an aware UTC datetime (a client without tz_aware returns naive ones)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
 def _record(document: Document) -> ImageRecord:
     fields = {key: value for key, value in document.items() if key not in ("name_folded", "blob")}
     fields["id"] = fields.pop("_id")
     created = fields["created"]
-    if isinstance(created, datetime) and created.tzinfo is None:  # a client without tz_aware
-        fields["created"] = created.replace(tzinfo=UTC)
+    if isinstance(created, datetime):
+        fields["created"] = _utc(created)
     return ImageRecord.model_validate(fields)
 
 

@@ -2,13 +2,15 @@
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from catalog.blobs import BlobStore
+from catalog.blobs import BlobFile, BlobStore
 from catalog.errors import ImageNotFound
 from catalog.models import (
     FORMATS,
@@ -27,6 +29,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _BUSY_TIMEOUT_MS = 30_000
 _CACHE_KIB = 64 * 1024
 _MMAP_BYTES = 1 << 30
+# Files checked against the records per query of a sweep (well under SQLite's variable limit).
+_SWEEP_BATCH = 500
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
@@ -270,8 +274,41 @@ class SqliteImageStore:
             ).fetchone()
             if row is None:
                 raise ImageNotFound(image_id)
-            # Inside the transaction, so a concurrent add of the same bytes waits for us.
-            self._blobs.delete(row["sha256"])
+        # The record is gone for good before its original: a crash in between leaves an
+        # orphan file for the sweep, never a record without its original. The original is
+        # deleted under the write lock, unless an add of the same bytes got in first.
+        self._discard_blob(row["sha256"])
+
+    def sweep_orphans(self, older_than: timedelta, *, stop: threading.Event | None = None) -> int:
+        """Delete originals and temp files no record references, written over older_than ago."""
+        cutoff = time.time() - older_than.total_seconds()
+        removed = 0
+        files = iter(self._blobs.files_written_before(cutoff))
+        while not (stop is not None and stop.is_set()):
+            batch = list(islice(files, _SWEEP_BATCH))
+            if not batch:
+                break
+            removed += self._sweep_batch(batch)
+        return removed
+
+    def _sweep_batch(self, batch: list[BlobFile]) -> int:
+        """Delete the batch's temp files, and its originals that no record references."""
+        temps = [Path(blob.path) for blob in batch if blob.sha256 is None]
+        for path in temps:
+            # Never referenced: a finished write renames its temp file away.
+            path.unlink(missing_ok=True)
+        digests = [blob.sha256 for blob in batch if blob.sha256 is not None]
+        candidates = _unreferenced(self.connection(), digests)
+        if not candidates:
+            return len(temps)
+        # An add writes its original before taking the write lock, then, holding it, checks
+        # that the original is still there and inserts the record: checking again under the
+        # lock means an original is never deleted once its record exists or is being written.
+        with self.write() as connection:
+            orphans = _unreferenced(connection, candidates)
+            for digest in orphans:
+                self._blobs.delete(digest)
+        return len(temps) + len(orphans)
 
     def stats(self) -> CatalogStats:
         """Counts by format and orientation, and the width and height ranges."""
@@ -303,6 +340,18 @@ class SqliteImageStore:
             self._local = threading.local()
         for connection in connections:
             connection.close()
+
+
+def _unreferenced(connection: sqlite3.Connection, digests: Iterable[str]) -> list[str]:
+    """The digests no record has, looked up in the sha256 index."""
+    wanted = list(digests)
+    if not wanted:
+        return []
+    rows = connection.execute(
+        f"SELECT sha256 FROM images WHERE sha256 IN ({', '.join('?' * len(wanted))})", wanted
+    )
+    referenced = {row["sha256"] for row in rows}
+    return [digest for digest in wanted if digest not in referenced]
 
 
 def page_sql(query: ImageQuery) -> tuple[str, list[Any]]:

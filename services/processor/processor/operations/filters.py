@@ -108,7 +108,11 @@ def _frequency_low_pass(image: np.ndarray, params: LowPassParams) -> np.ndarray:
         gain = (radius <= params.cutoff).astype(np.float32)
     else:
         assert params.order is not None
-        gain = 1 / (1 + (radius / params.cutoff) ** (2 * params.order))
+        # In float64: in float32 a cutoff below 1e-45 is 0, and 0 / 0 at the centre would
+        # blacken the image. Overflow beyond the cut-off is a gain of 0, as it should be.
+        with np.errstate(over="ignore"):
+            ratio = radius.astype(np.float64) / params.cutoff
+            gain = (1 / (1 + ratio ** (2 * params.order))).astype(np.float32)
     spectrum *= gain[:, :, np.newaxis]
     filtered = scipy.fft.irfft2(spectrum, s=(full_h, full_w), axes=(0, 1))
     inner = filtered[pad_y : pad_y + height, pad_x : pad_x + width]
@@ -188,7 +192,12 @@ class MedianParams(Params):
     """Parameters of ``median``."""
 
     size: int = Field(
-        default=3, ge=3, le=99, description="Odd side of the square window, in pixels."
+        default=3,
+        ge=3,
+        le=99,
+        # JSON Schema's "odd", so forms and clients learn what the validator below refuses.
+        json_schema_extra={"not": {"multipleOf": 2}},
+        description="Odd side of the square window, in pixels.",
     )
 
     @field_validator("size")

@@ -5,7 +5,7 @@ from typing import Annotated, Literal, Self
 
 import cv2
 import numpy as np
-from pydantic import Field, StringConstraints, field_validator, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from processor.errors import InvalidParameter
 from processor.operations.alpha import has_alpha, with_opaque_alpha
@@ -253,6 +253,11 @@ def rotate(image: np.ndarray, params: RotateParams) -> np.ndarray:
 
 class ResizeParams(Params):
     """Parameters of ``resize``."""
+
+    # The schema says what _needs_a_side checks: at least one of width and height.
+    model_config = ConfigDict(
+        json_schema_extra={"anyOf": [{"required": ["width"]}, {"required": ["height"]}]}
+    )
 
     width: int | None = Field(
         default=None, ge=1, le=MAX_SIDE, description="Target width in pixels."

@@ -16,7 +16,8 @@ Phase B, memory: the gateway as configured by default (64 MiB result cache), 16 
 SOAK_SECONDS (default 90) mixing gallery pages, thumbnails and renders with varied
 parameters; the resident memory of each service is sampled every second. Target: no 5xx
 other than 429/503, and resident memory flat after warm-up: the first third of the run is
-the warm-up, and the median of the last third is within 5 % of the median of the middle one.
+the warm-up, and the least-squares trend over the rest rises by less than 10 % of its mean
+(the medians of each third are printed too).
 
 Every load loop is bounded by a time cap and a request count; it stops by itself.
 """
@@ -50,7 +51,10 @@ PHASE_A_SECONDS = float(os.environ.get("SOAK_PHASE_A_SECONDS", "30"))
 PHASES = os.environ.get("SOAK_PHASES", "a,b").split(",")
 MAX_REQUESTS_PER_CLIENT = 100_000
 THUMB_P99_TARGET_MS = 150.0
-RSS_GROWTH_TARGET = 0.05
+# "Flat after warm-up": no upward trend. A processor's memory swings with the size of the
+# jobs it happens to run together (a 12 MP rotation holds several 36 MB arrays), so the
+# trend line over the two thirds after warm-up may rise by at most this much.
+RSS_GROWTH_TARGET = 0.10
 
 
 def make_photos(count: int) -> list[bytes]:
@@ -267,6 +271,8 @@ class Memory:
     start: float
     thirds: tuple[float, float, float]  # the median of each third of the run
     peak: float
+    # The least-squares slope after warm-up, as growth over that stretch relative to its mean.
+    trend: float
 
     @property
     def growth(self) -> float:
@@ -284,10 +290,15 @@ def memory(samples: Samples, seconds: float) -> dict[str, Memory]:
             )
             for k in range(3)
         )
+        after = [(t, rss[name]) for t, rss in samples if t >= seconds / 3]
+        times = [t for t, _ in after]
+        values = [v for _, v in after]
+        slope = statistics.linear_regression(times, values).slope
         figures[name] = Memory(
             start=samples[0][1][name],
             thirds=(thirds[0], thirds[1], thirds[2]),
             peak=max(rss[name] for _, rss in samples),
+            trend=slope * (times[-1] - times[0]) / statistics.mean(values),
         )
     return figures
 
@@ -303,10 +314,10 @@ def phase_b(workdir: Path, photos: list[bytes]) -> list[str]:
         first, middle, last = figures.thirds
         print(
             f"  {name:<10} {figures.start:7.1f} | {first:7.1f} {middle:7.1f} {last:7.1f} "
-            f"| peak {figures.peak:7.1f}   last third over the middle {figures.growth:+.1%}"
+            f"| peak {figures.peak:7.1f}   trend after warm-up {figures.trend:+.1%}"
         )
-        if figures.growth >= RSS_GROWTH_TARGET:
-            missed.append(f"{name} resident memory grew {figures.growth:+.1%} after warm-up")
+        if figures.trend >= RSS_GROWTH_TARGET:
+            missed.append(f"{name} resident memory rose {figures.trend:+.1%} after warm-up")
     return missed
 
 

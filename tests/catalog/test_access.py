@@ -188,6 +188,7 @@ def test_reads_stay_open_with_write_keys_only(make_client: Any) -> None:
     client = make_client(api_keys=WRITE_KEY)
     image_id = upload(client, headers=bearer(WRITE_KEY)).json()["id"]
     assert client.get("/v1/images").status_code == 200
+    assert client.get("/v1/images/count").json() == {"count": 1, "exact": True}
     assert client.get(f"/v1/images/{image_id}").status_code == 200
     assert client.get(f"/v1/images/{image_id}/content").content == ROCKET
     assert client.get("/v1/stats").status_code == 200
@@ -196,7 +197,13 @@ def test_reads_stay_open_with_write_keys_only(make_client: Any) -> None:
 def test_read_keys_guard_every_read(make_client: Any) -> None:
     client = make_client(api_keys=WRITE_KEY, read_keys=READ_KEY)
     image_id = upload(client, headers=bearer(WRITE_KEY)).json()["id"]
-    reads = ["/v1/images", f"/v1/images/{image_id}", f"/v1/images/{image_id}/content", "/v1/stats"]
+    reads = [
+        "/v1/images",
+        "/v1/images/count",
+        f"/v1/images/{image_id}",
+        f"/v1/images/{image_id}/content",
+        "/v1/stats",
+    ]
     for path in reads:
         missing = client.get(path)
         assert_error(missing, 401, "missing_key")
@@ -220,7 +227,7 @@ def test_every_api_route_is_guarded(make_client: Any) -> None:
     client = make_client(api_keys=WRITE_KEY, read_keys=READ_KEY)
     paths = client.get("/openapi.json").json()["paths"]
     routes = [(m.upper(), p) for p, methods in paths.items() for m in methods if p != "/healthz"]
-    assert len(routes) == 6
+    assert len(routes) == 7
     for method, route in routes:
         assert route.startswith("/v1/"), route
         path = route.replace("{image_id}", "0" * 20)

@@ -131,22 +131,22 @@ def test_wrong_method_is_405_in_the_error_shape(client: TestClient) -> None:
     assert "POST" in response.headers["allow"]
 
 
-@pytest.mark.parametrize(
-    ("params", "expected"),
-    [
-        ({"min_width": 512, "max_width": 640},
-         {"astronaut.png", "camera.png", "coffee.png", "rocket.jpg", "grace_hopper.jpg"}),
-        ({"min_height": 600}, {"grace_hopper.jpg", "hubble_deep_field.jpg", "retina.jpg"}),
-        ({"max_height": 427}, {"chelsea.png", "coffee.png", "rocket.jpg"}),
-        ({"min_width": 1000}, {"hubble_deep_field.jpg", "retina.jpg"}),
-        ({"max_width": 511}, {"chelsea.png"}),
-        ({"min_width": 513, "max_height": 599}, {"coffee.png", "rocket.jpg"}),
-        ({"format": "jpeg", "orientation": "landscape"}, {"rocket.jpg", "hubble_deep_field.jpg"}),
-        ({"orientation": "square"}, {"astronaut.png", "camera.png", "retina.jpg"}),
-        ({"name": "HUBBLE"}, {"hubble_deep_field.jpg"}),
-        ({"min_pixels": 1_000_000}, {"retina.jpg"}),
-    ],
-)  # fmt: skip
+LIST_FILTERS = [
+    ({"min_width": 512, "max_width": 640},
+     {"astronaut.png", "camera.png", "coffee.png", "rocket.jpg", "grace_hopper.jpg"}),
+    ({"min_height": 600}, {"grace_hopper.jpg", "hubble_deep_field.jpg", "retina.jpg"}),
+    ({"max_height": 427}, {"chelsea.png", "coffee.png", "rocket.jpg"}),
+    ({"min_width": 1000}, {"hubble_deep_field.jpg", "retina.jpg"}),
+    ({"max_width": 511}, {"chelsea.png"}),
+    ({"min_width": 513, "max_height": 599}, {"coffee.png", "rocket.jpg"}),
+    ({"format": "jpeg", "orientation": "landscape"}, {"rocket.jpg", "hubble_deep_field.jpg"}),
+    ({"orientation": "square"}, {"astronaut.png", "camera.png", "retina.jpg"}),
+    ({"name": "HUBBLE"}, {"hubble_deep_field.jpg"}),
+    ({"min_pixels": 1_000_000}, {"retina.jpg"}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("params", "expected"), LIST_FILTERS)
 def test_list_filters(
     client: TestClient,
     uploaded: dict[str, dict[str, Any]],
@@ -158,6 +158,50 @@ def test_list_filters(
     body = response.json()
     assert {item["name"] for item in body["items"]} == expected
     assert body["next_cursor"] is None
+
+
+@pytest.mark.parametrize(("params", "expected"), LIST_FILTERS)
+def test_count_takes_the_list_filters(
+    client: TestClient,
+    uploaded: dict[str, dict[str, Any]],
+    params: dict[str, Any],
+    expected: set[str],
+) -> None:
+    response = client.get("/v1/images/count", params=params)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"count": len(expected), "exact": True}
+
+
+def test_count_stops_at_its_limit(client: TestClient, uploaded: dict[str, dict[str, Any]]) -> None:
+    def count(**params: Any) -> Any:
+        return client.get("/v1/images/count", params=params).json()
+
+    assert count() == {"count": 8, "exact": True}
+    assert count(limit=8) == {"count": 8, "exact": True}
+    assert count(limit=7) == {"count": 7, "exact": False}
+    assert count(limit=1, format="png") == {"count": 1, "exact": False}
+    assert count(limit=3, format="png", orientation="square") == {"count": 2, "exact": True}
+
+
+@pytest.mark.parametrize(
+    ("params", "field", "fragment"),
+    [
+        ({"sort": "width"}, "sort", "sort: Extra inputs are not permitted"),
+        ({"cursor": "abc"}, "cursor", "cursor: Extra inputs are not permitted"),
+        ({"limit": 0}, "limit", "limit: Input should be greater than or equal to 1"),
+        ({"limit": 100_001}, "limit", "limit: Input should be less than or equal to 100000"),
+        ({"min_width": 9, "max_width": 8}, "min_width", "min_width must not exceed max_width"),
+        ({"format": "jxl"}, "format", "format.0: Input should be 'jpeg'"),
+        ({"name": "a\x00b"}, "name", "name: must not contain control characters"),
+    ],
+)
+def test_bad_count_is_422_naming_the_field(
+    client: TestClient, params: dict[str, Any], field: str, fragment: str
+) -> None:
+    status, code, message = error_of(client.get("/v1/images/count", params=params))
+    assert (status, code) == (422, "invalid_parameter")
+    assert field in message
+    assert fragment in message
 
 
 def test_repeated_format_filter(client: TestClient, uploaded: dict[str, dict[str, Any]]) -> None:

@@ -9,9 +9,9 @@ import pytest
 
 from catalog.blobs import BlobStore
 from catalog.metadata import read_metadata
-from catalog.models import SORT_KEYS, ImageMeta, ImageQuery, ImageRecord, SortKey
+from catalog.models import SORT_KEYS, CountQuery, ImageMeta, ImageQuery, ImageRecord, SortKey
 from catalog.store.bulk import add_records, drop, explain
-from catalog.store.sqlite import SqliteImageStore
+from catalog.store.sqlite import SqliteImageStore, count_sql
 
 FILTERS: list[dict[str, object]] = [
     {},
@@ -52,6 +52,29 @@ def test_every_sort_walks_its_index_without_a_temp_sort(
     uses_index = re.compile(rf"USING {covering}INDEX images_by_{field}\b")
     assert any(uses_index.search(step) for step in plan), plan
     assert not any("TEMP B-TREE" in step for step in plan), plan
+
+
+@pytest.mark.parametrize(
+    ("filters", "index"),
+    [
+        ({"format": ["png"]}, "images_by_format"),
+        ({"orientation": "portrait"}, "images_by_format"),
+        ({"format": ["jpeg", "png"], "min_width": 1920, "max_width": 4000}, "images_by_format"),
+        ({"min_width": 1920, "max_width": 4000}, "images_by_width"),
+        ({"min_width": 10, "min_height": 1080, "max_height": 2160}, "images_by_height"),
+        ({"min_pixels": 2_000_000}, "images_by_pixels"),
+    ],
+)
+def test_counts_seek_in_a_covering_index(
+    store: SqliteImageStore, filters: dict[str, object], index: str
+) -> None:
+    add_records(store, [record(1, 4000, 3000), record(2, 1920, 1080, "png")])
+    sql, params = count_sql(CountQuery.model_validate(filters))
+    plan = [
+        row["detail"] for row in store.connection().execute(f"EXPLAIN QUERY PLAN {sql}", params)
+    ]
+    assert any(f"SEARCH images USING COVERING INDEX {index} (" in step for step in plan), plan
+    assert all("TEMP B-TREE" not in step for step in plan), plan
 
 
 def test_stats_counts_follow_inserts_and_deletes(store: SqliteImageStore) -> None:

@@ -29,6 +29,8 @@ from catalog.blobs import BlobStore
 from catalog.errors import ImageNotFound
 from catalog.metadata import read_metadata
 from catalog.models import (
+    CountQuery,
+    ImageCount,
     ImageMeta,
     ImagePublic,
     ImageQuery,
@@ -186,39 +188,40 @@ def test_content_round_trip(store: ImageStore) -> None:
         store.content("f" * 20)
 
 
-@pytest.mark.parametrize(
-    ("filters", "expected"),
-    [
-        ({}, set(FIXTURE_IMAGES)),
-        ({"min_width": 20}, {"gamma.jpg", "delta.gif", "epsilon.png", "zeta 100%_off.webp",
-                             "eta.bmp"}),
-        ({"max_width": 10}, {"Alpha.png", "beta.png"}),
-        ({"min_width": 20, "max_width": 20}, {"gamma.jpg", "epsilon.png", "eta.bmp"}),
-        ({"min_height": 30}, {"beta.png", "delta.gif"}),
-        ({"max_height": 10}, {"gamma.jpg", "zeta 100%_off.webp", "eta.bmp"}),
-        ({"min_height": 20, "max_height": 20}, {"Alpha.png", "epsilon.png"}),
-        ({"min_pixels": 400}, {"zeta 100%_off.webp", "delta.gif", "epsilon.png"}),
-        ({"max_pixels": 200}, {"Alpha.png", "gamma.jpg", "eta.bmp"}),
-        ({"min_pixels": 300, "max_height": 10}, {"zeta 100%_off.webp"}),
-        ({"max_pixels": 200, "min_height": 20}, {"Alpha.png"}),
-        ({"min_width": 20, "min_height": 20}, {"delta.gif", "epsilon.png"}),
-        ({"max_width": 10, "max_height": 20, "min_pixels": 200}, {"Alpha.png"}),
-        ({"format": ["png"]}, {"Alpha.png", "beta.png", "epsilon.png"}),
-        ({"format": ["gif", "bmp"]}, {"delta.gif", "eta.bmp"}),
-        ({"format": ["tiff"]}, set()),
-        ({"orientation": "portrait"}, {"Alpha.png", "beta.png"}),
-        ({"orientation": "square"}, {"delta.gif", "epsilon.png"}),
-        ({"orientation": "landscape"}, {"gamma.jpg", "zeta 100%_off.webp", "eta.bmp"}),
-        ({"name": "ALPHA"}, {"Alpha.png"}),
-        ({"name": "ta"}, {"beta.png", "delta.gif", "zeta 100%_off.webp", "eta.bmp"}),
-        ({"name": "%"}, {"zeta 100%_off.webp"}),
-        ({"name": "_"}, {"zeta 100%_off.webp"}),
-        ({"name": "a.p"}, {"Alpha.png", "beta.png"}),
-        ({"name": "nothing"}, set()),
-        ({"min_width": 20, "orientation": "landscape", "format": ["jpeg", "webp"]},
-         {"gamma.jpg", "zeta 100%_off.webp"}),
-    ],
-)  # fmt: skip
+# Filters and the names they match in FIXTURE_IMAGES.
+FILTER_CASES = [
+    ({}, set(FIXTURE_IMAGES)),
+    ({"min_width": 20}, {"gamma.jpg", "delta.gif", "epsilon.png", "zeta 100%_off.webp",
+                         "eta.bmp"}),
+    ({"max_width": 10}, {"Alpha.png", "beta.png"}),
+    ({"min_width": 20, "max_width": 20}, {"gamma.jpg", "epsilon.png", "eta.bmp"}),
+    ({"min_height": 30}, {"beta.png", "delta.gif"}),
+    ({"max_height": 10}, {"gamma.jpg", "zeta 100%_off.webp", "eta.bmp"}),
+    ({"min_height": 20, "max_height": 20}, {"Alpha.png", "epsilon.png"}),
+    ({"min_pixels": 400}, {"zeta 100%_off.webp", "delta.gif", "epsilon.png"}),
+    ({"max_pixels": 200}, {"Alpha.png", "gamma.jpg", "eta.bmp"}),
+    ({"min_pixels": 300, "max_height": 10}, {"zeta 100%_off.webp"}),
+    ({"max_pixels": 200, "min_height": 20}, {"Alpha.png"}),
+    ({"min_width": 20, "min_height": 20}, {"delta.gif", "epsilon.png"}),
+    ({"max_width": 10, "max_height": 20, "min_pixels": 200}, {"Alpha.png"}),
+    ({"format": ["png"]}, {"Alpha.png", "beta.png", "epsilon.png"}),
+    ({"format": ["gif", "bmp"]}, {"delta.gif", "eta.bmp"}),
+    ({"format": ["tiff"]}, set()),
+    ({"orientation": "portrait"}, {"Alpha.png", "beta.png"}),
+    ({"orientation": "square"}, {"delta.gif", "epsilon.png"}),
+    ({"orientation": "landscape"}, {"gamma.jpg", "zeta 100%_off.webp", "eta.bmp"}),
+    ({"name": "ALPHA"}, {"Alpha.png"}),
+    ({"name": "ta"}, {"beta.png", "delta.gif", "zeta 100%_off.webp", "eta.bmp"}),
+    ({"name": "%"}, {"zeta 100%_off.webp"}),
+    ({"name": "_"}, {"zeta 100%_off.webp"}),
+    ({"name": "a.p"}, {"Alpha.png", "beta.png"}),
+    ({"name": "nothing"}, set()),
+    ({"min_width": 20, "orientation": "landscape", "format": ["jpeg", "webp"]},
+     {"gamma.jpg", "zeta 100%_off.webp"}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("filters", "expected"), FILTER_CASES)
 def test_filters(
     store: ImageStore,
     populated: dict[str, ImagePublic],
@@ -226,6 +229,42 @@ def test_filters(
     expected: set[str],
 ) -> None:
     assert names(everything(store, **filters)) == expected
+
+
+@pytest.mark.parametrize(("filters", "expected"), FILTER_CASES)
+def test_count_matches_the_filters(
+    store: ImageStore,
+    populated: dict[str, ImagePublic],
+    filters: dict[str, object],
+    expected: set[str],
+) -> None:
+    assert store.count(CountQuery.model_validate(filters)) == ImageCount(
+        count=len(expected), exact=True
+    )
+
+
+def test_count_stops_one_past_its_limit(store: ImageStore) -> None:
+    add_records(store, bulk_records(30))  # 20 JPEGs, 10 PNGs
+    assert store.count(CountQuery()) == ImageCount(count=30, exact=True)
+    assert store.count(CountQuery(limit=30)) == ImageCount(count=30, exact=True)
+    assert store.count(CountQuery(limit=29)) == ImageCount(count=29, exact=False)
+    assert store.count(CountQuery(limit=1)) == ImageCount(count=1, exact=False)
+    assert store.count(CountQuery(format=["png"], limit=10)) == ImageCount(count=10, exact=True)
+    assert store.count(CountQuery(format=["png"], limit=9)) == ImageCount(count=9, exact=False)
+    # Square: width 100, every seventh record.
+    square = {"orientation": "square", "min_width": 100, "max_width": 100}
+    assert store.count(CountQuery(**square, limit=5)) == ImageCount(count=5, exact=True)
+    assert store.count(CountQuery(**square, limit=4)) == ImageCount(count=4, exact=False)
+
+
+def test_count_follows_adds_and_deletes(store: ImageStore) -> None:
+    assert store.count(CountQuery()) == ImageCount(count=0, exact=True)
+    first = add(store, "a.png", image_bytes(4, 3, seed=1))
+    add(store, "b.png", image_bytes(3, 4, seed=2))
+    assert store.count(CountQuery(orientation="landscape")) == ImageCount(count=1, exact=True)
+    store.delete(first.id)
+    assert store.count(CountQuery(orientation="landscape")) == ImageCount(count=0, exact=True)
+    assert store.count(CountQuery()) == ImageCount(count=1, exact=True)
 
 
 def test_name_filter_folds_unicode_case(store: ImageStore) -> None:

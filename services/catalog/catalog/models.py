@@ -39,6 +39,9 @@ MAX_COUNT = 2**63 - 1
 # The longest name a record holds; Settings.max_name_length may only be shorter.
 MAX_NAME_LENGTH = 1000
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# A count stops here by default, so a page over a million images stays fast (exact: false).
+DEFAULT_COUNT_LIMIT = 10_000
+MAX_COUNT_LIMIT = 100_000
 
 Count = Annotated[int, Field(ge=1, le=MAX_COUNT)]
 ImageName = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH)]
@@ -205,8 +208,8 @@ _RANGES = (
 )
 
 
-class ImageQuery(BaseModel):
-    """Filters, sort order and keyset position of one page of images."""
+class ImageFilters(BaseModel):
+    """Which images a query matches: dimension ranges, formats, orientation, name."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -224,9 +227,6 @@ class ImageQuery(BaseModel):
         max_length=MAX_NAME_LENGTH,
         description="Case-insensitive substring of the name.",
     )
-    sort: SortKey = Field("-created", description="Sort field, '-' prefix for descending.")
-    limit: int = Field(50, ge=1, le=200)
-    cursor: str | None = Field(None, description="next_cursor of the previous page.")
 
     @field_validator("name")
     @classmethod
@@ -237,14 +237,6 @@ class ImageQuery(BaseModel):
             raise ValueError("must not contain control characters")
         return name
 
-    @field_validator("cursor")
-    @classmethod
-    def _cursor_matches_sort(cls, cursor: str | None, info: ValidationInfo) -> str | None:
-        sort = info.data.get("sort")
-        if cursor is not None and sort is not None:
-            decode_cursor(cursor, sort)
-        return cursor
-
     @model_validator(mode="after")
     def _ranges_are_ordered(self) -> Self:
         for low, high in _RANGES:
@@ -252,18 +244,6 @@ class ImageQuery(BaseModel):
             if low_value is not None and high_value is not None and low_value > high_value:
                 raise ValueError(f"{low} must not exceed {high}")
         return self
-
-    @property
-    def sort_field(self) -> SortField:
-        """The field sorted on, without the direction."""
-        field = self.sort.lstrip("-")
-        assert field in get_args(SortField)
-        return field  # type: ignore[return-value]
-
-    @property
-    def descending(self) -> bool:
-        """Whether the sort runs from the largest value down."""
-        return self.sort.startswith("-")
 
     def bounds(self) -> dict[str, tuple[int | None, int | None]]:
         """The (min, max) of width, height and pixels, each tightened by pixels = width * height.
@@ -279,6 +259,34 @@ class ImageQuery(BaseModel):
             "height": (_higher(h_lo, _ceil_div(p_lo, w_hi)), _lower(h_hi, _floor_div(p_hi, w_lo))),
             "pixels": (_higher(p_lo, _product(w_lo, h_lo)), _lower(p_hi, _product(w_hi, h_hi))),
         }
+
+
+class ImageQuery(ImageFilters):
+    """Filters, sort order and keyset position of one page of images."""
+
+    sort: SortKey = Field("-created", description="Sort field, '-' prefix for descending.")
+    limit: int = Field(50, ge=1, le=200)
+    cursor: str | None = Field(None, description="next_cursor of the previous page.")
+
+    @field_validator("cursor")
+    @classmethod
+    def _cursor_matches_sort(cls, cursor: str | None, info: ValidationInfo) -> str | None:
+        sort = info.data.get("sort")
+        if cursor is not None and sort is not None:
+            decode_cursor(cursor, sort)
+        return cursor
+
+    @property
+    def sort_field(self) -> SortField:
+        """The field sorted on, without the direction."""
+        field = self.sort.lstrip("-")
+        assert field in get_args(SortField)
+        return field  # type: ignore[return-value]
+
+    @property
+    def descending(self) -> bool:
+        """Whether the sort runs from the largest value down."""
+        return self.sort.startswith("-")
 
     def after(self) -> CursorPosition | None:
         """The position this page starts after, decoded from the cursor."""
@@ -303,6 +311,29 @@ def _higher(a: int | None, b: int | None) -> int | None:
 
 def _lower(a: int | None, b: int | None) -> int | None:
     return b if a is None else a if b is None else min(a, b)
+
+
+class CountQuery(ImageFilters):
+    """Filters of a count, and how far to count before giving up on an exact answer."""
+
+    limit: int = Field(
+        DEFAULT_COUNT_LIMIT,
+        ge=1,
+        le=MAX_COUNT_LIMIT,
+        description="Count at most this many; beyond it the count is this and exact is false.",
+    )
+
+
+class ImageCount(BaseModel):
+    """How many images match: exact, or the query's limit when more match (exact false)."""
+
+    count: int
+    exact: bool
+
+    @classmethod
+    def capped(cls, found: int, limit: int) -> Self:
+        """The answer for ``found`` matches, counted up to ``limit + 1``."""
+        return cls(count=min(found, limit), exact=found <= limit)
 
 
 class ImagePage(BaseModel):

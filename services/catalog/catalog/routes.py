@@ -1,4 +1,4 @@
-"""HTTP routes of the catalog: upload, query, fetch, delete, stats.
+"""HTTP routes of the catalog: upload, query, count, fetch, delete, stats.
 
 The routes sit on three routers, each with its guard declared once: ``health`` is always
 open, ``writes`` take a write key and ``reads`` a read key when keys are configured
@@ -16,6 +16,8 @@ from catalog.errors import ImageNotFound, UnreadableImage
 from catalog.ingest import ingest
 from catalog.models import (
     CatalogStats,
+    CountQuery,
+    ImageCount,
     ImagePage,
     ImagePublic,
     ImageQuery,
@@ -96,6 +98,13 @@ async def upload_image(
 def list_images(query: Annotated[ImageQuery, Query()], store: StoreDep) -> ImagePage:
     """One page of images matching the filters; follow next_cursor for the next."""
     return store.query(query)
+
+
+# Declared before /v1/images/{image_id}, which would otherwise take "count" for an id.
+@reads.get("/v1/images/count", response_model=ImageCount)
+def count_images(query: Annotated[CountQuery, Query()], store: StoreDep) -> ImageCount:
+    """How many images match the filters: exact up to limit, else limit with exact false."""
+    return store.count(query)
 
 
 @reads.get("/v1/images/{image_id}", response_model=ImagePublic)

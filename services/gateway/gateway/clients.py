@@ -2,6 +2,8 @@
 
 import math
 import re
+import secrets
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -74,6 +76,25 @@ class Original:
 
     content: bytes
     media_type: str
+
+
+@dataclass(frozen=True)
+class Stored:
+    """An uploaded image's record, and whether the catalog added it or already had it."""
+
+    record: ImageRecord
+    created: bool
+
+
+class Histogram(BaseModel):
+    """Counts of each channel's 256 levels in a pipeline's result, as the processor reports them."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    channels: list[str]
+    counts: list[list[int]]
+    width: int
+    height: int
 
 
 class ServiceClient:
@@ -197,6 +218,24 @@ def image_path(image_id: str) -> str:
     return f"/v1/images/{image_id}"
 
 
+async def file_part(
+    boundary: str, filename: str, content_type: str, chunks: AsyncIterable[bytes]
+) -> AsyncIterator[bytes]:
+    """A multipart/form-data body of one ``file`` part, its bytes streamed from ``chunks``."""
+    # Quoted-string escapes, which the catalog's parser undoes; a header cannot hold CR or LF.
+    quoted = filename.replace("\\", "\\\\").replace('"', '\\"')
+    quoted = quoted.replace("\r", "").replace("\n", "")
+    media = content_type.replace("\r", "").replace("\n", "") or "application/octet-stream"
+    yield (
+        f"--{boundary}\r\n"
+        f'Content-Disposition: form-data; name="file"; filename="{quoted}"\r\n'
+        f"Content-Type: {media}\r\n\r\n"
+    ).encode()
+    async for chunk in chunks:
+        yield chunk
+    yield f"\r\n--{boundary}--\r\n".encode()
+
+
 class CatalogClient(ServiceClient):
     """The catalog service: image metadata and originals."""
 
@@ -241,6 +280,24 @@ class CatalogClient(ServiceClient):
             "GET", image_id, "/content", stream=True, timeout=self.render_timeout
         )
 
+    async def upload(
+        self, filename: str, content_type: str, chunks: AsyncIterable[bytes]
+    ) -> Stored:
+        """Stream one file to the catalog as the ``file`` part of a form; 201 added, 200 known."""
+        boundary = secrets.token_hex(16)
+        response = await self.request(
+            "POST",
+            "/v1/images",
+            content=file_part(boundary, filename, content_type, chunks),
+            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+            timeout=self.render_timeout,
+        )
+        return Stored(ImageRecord.model_validate(response.json()), response.status_code == 201)
+
+    async def delete(self, image_id: str) -> None:
+        """Delete one image and its original; ImageNotFound when the catalog has no such image."""
+        await self.image_request("DELETE", image_id)
+
 
 class ProcessorClient(ServiceClient):
     """The processor service: operations over image bytes."""
@@ -277,6 +334,18 @@ class ProcessorClient(ServiceClient):
             height=int(response.headers.get("x-image-height", 0)),
             pipeline=response.headers.get("x-pipeline", ops),
         )
+
+    async def histogram(self, original: Original, ops: str) -> Histogram:
+        """Count each channel's levels in the result of a pipeline over an original."""
+        response = await self.request(
+            "POST",
+            "/v1/histogram",
+            params={"ops": ops},
+            content=original.content,
+            headers={"Content-Type": original.media_type},
+            timeout=self.render_timeout,
+        )
+        return Histogram.model_validate(response.json())
 
 
 def _error_body(response: httpx.Response) -> dict[str, Any]:

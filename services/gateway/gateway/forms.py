@@ -1,6 +1,7 @@
 """Processing-form fields derived from the processor's operation schemas."""
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -11,6 +12,8 @@ from gateway.errors import InvalidInput
 FieldKind = Literal["number", "integer", "boolean", "choice", "text"]
 # Characters that structure the pipeline string; a value holding one would change its meaning.
 RESERVED = frozenset("|,:=")
+# A float slider moves in steps of about a thousandth of its range, rounded to a power of ten.
+SLIDER_POSITIONS = 1000
 
 
 @dataclass(frozen=True)
@@ -25,13 +28,63 @@ class FormField:
     minimum: float | None = None
     maximum: float | None = None
     choices: tuple[str, ...] = ()
+    # Whether the bounds themselves are refused (JSON schema exclusiveMinimum/exclusiveMaximum).
+    exclusive_minimum: bool = False
+    exclusive_maximum: bool = False
+    # The schema's multipleOf, or 2 for odd integers ("not": {"multipleOf": 2}) from an odd minimum.
+    multiple_of: float | None = None
     # The processor's "x-applies-when": {other field: values under which this one applies}.
     applies_when: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
     @property
     def step(self) -> str:
-        """HTML step attribute: whole numbers for integers, anything for floats."""
+        """HTML step attribute: the schema's multiple, whole numbers for integers, else any."""
+        if self.multiple_of is not None:
+            return _number_text(self.multiple_of)
         return "1" if self.kind == "integer" else "any"
+
+    @property
+    def slider(self) -> bool:
+        """Whether the field gets a range slider: a number bounded on both sides."""
+        numeric = self.kind in ("number", "integer")
+        return numeric and self.minimum is not None and self.maximum is not None
+
+    @property
+    def slider_step(self) -> str:
+        """The slider's step: the number box's for integers, else a power of ten near 1/1000."""
+        if self.kind == "integer" or self.multiple_of is not None:
+            return self.step
+        if self.minimum is None or self.maximum is None:
+            return "any"
+        span = float(self.maximum) - float(self.minimum)
+        if span <= 0:
+            return "1"
+        return _number_text(10.0 ** math.floor(math.log10(span / SLIDER_POSITIONS)))
+
+    @property
+    def slider_min(self) -> str:
+        """The slider's lowest position: the minimum, one step in when the minimum is refused."""
+        return self._slider_end(self.minimum, self.exclusive_minimum, +1)
+
+    @property
+    def slider_max(self) -> str:
+        """The slider's highest position: the maximum, one step in when the maximum is refused."""
+        return self._slider_end(self.maximum, self.exclusive_maximum, -1)
+
+    def _slider_end(self, bound: float | None, exclusive: bool, inward: int) -> str:
+        if bound is None:
+            return ""
+        step = float(self.slider_step)
+        return _number_text(round(bound + inward * step, 12) if exclusive else bound)
+
+    def slider_value(self, current: str) -> str:
+        """Where the slider starts: the current value when in range, else the low end."""
+        try:
+            value = float(current)
+        except ValueError:
+            return self.slider_min
+        low, high = float(self.slider_min), float(self.slider_max)
+        return current if low <= value <= high else self.slider_min
 
     @property
     def default_text(self) -> str:
@@ -49,6 +102,12 @@ class FormField:
     def applies(self, values: Mapping[str, str]) -> bool:
         """Whether this field applies given the other fields' values (name to value)."""
         return all(values.get(key, "") in allowed for key, allowed in self.applies_when.items())
+
+
+def _number_text(value: float) -> str:
+    """A number as an HTML attribute writes it: no trailing .0, no float noise."""
+    number = float(value)
+    return str(int(number)) if number.is_integer() else repr(number)
 
 
 def prefilled(fields: list[FormField], given: Mapping[str, str]) -> dict[str, str]:
@@ -81,6 +140,12 @@ def _field(name: str, spec: dict[str, Any]) -> FormField:
         kind = "number"
     minimum = branch.get("minimum", branch.get("exclusiveMinimum"))
     maximum = branch.get("maximum", branch.get("exclusiveMaximum"))
+    exclusive_minimum = "minimum" not in branch and "exclusiveMinimum" in branch
+    exclusive_maximum = "maximum" not in branch and "exclusiveMaximum" in branch
+    multiple_of = branch.get("multipleOf")
+    odd = branch.get("not", {}).get("multipleOf") == 2 and isinstance(minimum, int) and minimum % 2
+    if multiple_of is None and branch.get("type") == "integer" and odd:
+        multiple_of = 2
     conditions = spec.get("x-applies-when") or {}
     return FormField(
         name=name,
@@ -91,14 +156,24 @@ def _field(name: str, spec: dict[str, Any]) -> FormField:
         minimum=minimum,
         maximum=maximum,
         choices=choices,
+        exclusive_minimum=exclusive_minimum,
+        exclusive_maximum=exclusive_maximum,
+        multiple_of=multiple_of,
         applies_when={str(k): tuple(str(v) for v in vs) for k, vs in conditions.items()},
     )
+
+
+def submitted_value(values: Mapping[str, str], name: str) -> str:
+    """The value submitted under ``name``; of several, the last (a checkbox after its hidden)."""
+    getlist = getattr(values, "getlist", None)
+    given = list(getlist(name)) if getlist is not None else [values.get(name, "")]
+    return str(given[-1]).strip() if given else ""
 
 
 def submitted_values(operation: OperationInfo, values: Mapping[str, str]) -> dict[str, str]:
     """The submitted value of each of the operation's fields, by field name (blank ones too)."""
     return {
-        field.name: values.get(field.input_name(operation.name), "").strip()
+        field.name: submitted_value(values, field.input_name(operation.name))
         for field in form_fields(operation)
     }
 

@@ -16,6 +16,7 @@ from gateway.errors import install_error_handlers
 from gateway.rendering import CanonicalPipelines, Renderer
 from gateway.routes import router, templates
 from gateway.security import SecurityHeaders
+from gateway.uploads import router as uploads_router
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -90,5 +91,6 @@ def create_app(
     app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     app.include_router(router)
+    app.include_router(uploads_router)
     install_error_handlers(app, templates)
     return app

@@ -18,6 +18,7 @@ from typing import TypeVar
 from urllib.parse import quote
 
 from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel
 from starlette.background import BackgroundTask
 
 from gateway.cache import CacheKey, OperationsCache, ResultCache
@@ -30,6 +31,7 @@ from gateway.clients import (
     Rendered,
 )
 from gateway.errors import BackendUnavailable, ProcessingUnavailable
+from gateway.histogram import histogram_svg
 
 T = TypeVar("T")
 
@@ -38,6 +40,8 @@ ORIGINAL_CACHE = "public, max-age=31536000, immutable"
 RESULT_CACHE = "public, max-age=3600"
 # Shown in place of a thumbnail or result while the processor cannot be reached.
 PLACEHOLDER = (Path(__file__).parent / "static" / "unavailable.svg").read_bytes()
+# The cache and ETag "format" of a histogram drawing, beside the image formats.
+HISTOGRAM = "histogram.svg"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp", "image/avif": "avif"}
 
@@ -54,6 +58,18 @@ def content_disposition(filename: str) -> str:
     """An attachment header with an ASCII fallback and the UTF-8 name (RFC 6266)."""
     fallback = _UNSAFE.sub("_", filename).strip("_") or "download"
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+def thumb_pipeline(size: int) -> str:
+    """The pipeline of a thumbnail that fits a ``size`` px square."""
+    return f"resize:width={size},height={size},fit=contain"
+
+
+class ImageCount(BaseModel):
+    """How many images match a query: ``count`` exactly, or more than ``count`` when not exact."""
+
+    count: int
+    exact: bool
 
 
 def placeholder(error: ProcessingUnavailable) -> Response:
@@ -135,7 +151,7 @@ class Renderer:
         self._operations = operations
         self._pipelines = pipelines
         self.page_size = page_size
-        self.thumb_ops = f"resize:width={thumb_size},height={thumb_size},fit=contain"
+        self.thumb_ops = thumb_pipeline(thumb_size)
         self._in_flight: dict[CacheKey, asyncio.Task[Rendered]] = {}
         # Each render holds an original and a result in memory: a bound on how many run
         # at once is a bound on what they hold (the processor's own slots queue the rest).
@@ -151,6 +167,11 @@ class Renderer:
         if cursor:
             params.append(("cursor", cursor))
         return await self.catalog.list_images(params)
+
+    async def count(self, filters: list[tuple[str, str]]) -> ImageCount:
+        """How many of the catalog's images match these filters (no sort), up to its cap."""
+        response = await self.catalog.request("GET", "/v1/images/count", params=filters)
+        return ImageCount.model_validate(response.json())
 
     async def image(self, image_id: str) -> ImageRecord:
         """One image's metadata."""
@@ -239,12 +260,16 @@ class Renderer:
             background=BackgroundTask(upstream.aclose),
         )
 
-    async def thumbnail(self, image_id: str, if_none_match: str | None) -> Response:
-        """A JPEG that fits the gallery's square cells; a placeholder while processing is down."""
+    async def thumbnail(
+        self, image_id: str, if_none_match: str | None, size: int | None = None
+    ) -> Response:
+        """A JPEG that fits the gallery's square cells (``size`` px, default the configured size).
+
+        A placeholder while processing is down.
+        """
+        ops = self.thumb_ops if size is None else thumb_pipeline(size)
         try:
-            return await self.processed(
-                image_id, self.thumb_ops, "jpeg", if_none_match, thumbnail=True
-            )
+            return await self.processed(image_id, ops, "jpeg", if_none_match, thumbnail=True)
         except ProcessingUnavailable as exc:
             return placeholder(exc)
 
@@ -270,3 +295,22 @@ class Renderer:
             name = download_name(record, pipeline, rendered.media_type)
             response.headers["Content-Disposition"] = content_disposition(name)
         return response
+
+    async def histogram(self, image_id: str, ops: str, if_none_match: str | None) -> Response:
+        """An SVG of the levels of a pipeline's result (the original's without one), cached."""
+        record = await self.image(image_id)
+        pipeline = await self.canonical(ops)
+        etag = result_etag(record, pipeline, HISTOGRAM)
+        if etag_matches(etag, if_none_match):
+            return not_modified(etag, RESULT_CACHE)
+        key = (record.sha256, pipeline, HISTOGRAM)
+        drawn = self.results.get(key)
+        if drawn is None:
+            async with self._renders:
+                original = await self.catalog.content(record.id)
+                counts = await self._processing(self.processor.histogram(original, pipeline))
+            title = f"Histogram of {'the result of ' + pipeline if pipeline else 'the original'}"
+            svg = histogram_svg(counts, title).encode()
+            drawn = Rendered(svg, "image/svg+xml", counts.width, counts.height, pipeline)
+            self.results.put(key, drawn)
+        return image_response(drawn.content, drawn.media_type, etag, RESULT_CACHE)

@@ -1,9 +1,11 @@
 """Gateway pages and image routes."""
 
+import asyncio
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -12,6 +14,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, BeforeValidator, Field
 
 from gateway.clients import ImagePage, ImageRecord, Rendered
+from gateway.config import Settings
 from gateway.errors import BackendRejected, DarkroomError, InvalidInput, ProcessingUnavailable
 from gateway.forms import (
     build_step,
@@ -21,13 +24,15 @@ from gateway.forms import (
     step_values,
     submitted_values,
 )
-from gateway.rendering import ORIGINAL_CACHE, Renderer, placeholder
+from gateway.rendering import ORIGINAL_CACHE, ImageCount, Renderer, placeholder
 
 STATIC = Path(__file__).parent / "static"
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 router = APIRouter()
 
 OUTPUT_FORMATS = ("jpeg", "png", "webp", "avif")
+# The live preview's widest result: a quick render that fills the result pane.
+PREVIEW_WIDTH = 640
 # Images are shown in panes about 650 px wide: renditions for 1x and 2x screens.
 DISPLAY_WIDTHS = (650, 1300)
 GALLERY_COOKIE = "gallery"
@@ -65,6 +70,21 @@ def _blank_to_none(value: object) -> object:
 Dimension = Annotated[
     Annotated[int, Field(ge=1, le=1_000_000)] | None, BeforeValidator(_blank_to_none)
 ]
+# The catalog's `format` and `orientation` values (test_gallery.py checks them against it).
+CatalogFormat = Literal["jpeg", "png", "webp", "gif", "tiff", "bmp", "avif", "heic"]
+Orientation = Literal["landscape", "portrait", "square"]
+# The catalog's longest name filter.
+MAX_NAME_FILTER = 1000
+# How an empty gallery names each active filter.
+FILTER_LABELS = {
+    "min_width": "width at least {} px",
+    "max_width": "width at most {} px",
+    "min_height": "height at least {} px",
+    "max_height": "height at most {} px",
+    "format": "format {}",
+    "orientation": "orientation {}",
+    "name": "name containing “{}”",
+}
 
 
 class GalleryQuery(BaseModel):
@@ -74,13 +94,77 @@ class GalleryQuery(BaseModel):
     max_width: Dimension = None
     min_height: Dimension = None
     max_height: Dimension = None
+    format: Annotated[CatalogFormat | None, BeforeValidator(_blank_to_none)] = None
+    orientation: Annotated[Orientation | None, BeforeValidator(_blank_to_none)] = None
+    name: Annotated[
+        Annotated[str, Field(max_length=MAX_NAME_FILTER)] | None, BeforeValidator(_blank_to_none)
+    ] = None
     sort: Literal[tuple(SORTS)] = "-created"  # type: ignore[valid-type]
     cursor: Annotated[str | None, BeforeValidator(_blank_to_none)] = None
 
-    def filters(self) -> list[tuple[str, str]]:
-        """The filters and sort as query parameters, without the cursor."""
-        fields = self.model_dump(exclude={"cursor"}, exclude_none=True)
+    def filters(self, *, sort: bool = True) -> list[tuple[str, str]]:
+        """The filters (and the sort, unless ``sort`` is false) as query parameters, no cursor."""
+        fields = self.model_dump(exclude={"cursor", "sort"}, exclude_none=True)
+        if sort:
+            fields["sort"] = self.sort
         return [(key, str(value)) for key, value in fields.items()]
+
+
+@dataclass(frozen=True)
+class Loosening:
+    """An active filter of an empty gallery: what it says, the query without it, what that finds."""
+
+    label: str
+    url: str
+    count: ImageCount | None
+
+    @property
+    def found(self) -> str | None:
+        """What the query without this filter finds, as the gallery says it."""
+        return None if self.count is None else count_text(self.count)
+
+
+def count_text(count: ImageCount) -> str:
+    """The count as the gallery says it: "1 image", "24 images", "more than 10,000 images"."""
+    if not count.exact:
+        return f"more than {count.count:,} images"
+    return "1 image" if count.count == 1 else f"{count.count:,} images"
+
+
+async def count_or_none(renderer: Renderer, filters: list[tuple[str, str]]) -> ImageCount | None:
+    """How many images match, or None when the catalog cannot say: the page does without it."""
+    try:
+        return await renderer.count(filters)
+    except (DarkroomError, ValueError):  # ValueError: an answer that is not a count
+        return None
+
+
+async def loosenings(renderer: Renderer, query: GalleryQuery) -> list[Loosening]:
+    """Each active filter with the same query without it, those that find the most first."""
+    filters = query.filters(sort=False)
+    counts = await asyncio.gather(
+        *(count_or_none(renderer, [f for f in filters if f[0] != key]) for key, _ in filters)
+    )
+    found = [
+        Loosening(
+            FILTER_LABELS[key].format(value.upper() if key == "format" else value),
+            "/?" + urlencode([f for f in query.filters() if f[0] != key]),
+            count,
+        )
+        for (key, value), count in zip(filters, counts, strict=True)
+    ]
+    return sorted(found, key=lambda item: reach(item.count), reverse=True)
+
+
+def reach(count: ImageCount | None) -> tuple[bool, int]:
+    """A count as a sort key: "more than N" above every exact count, an unknown one last."""
+    return (False, -1) if count is None else (not count.exact, count.count)
+
+
+def narrowest(loosen: list[Loosening]) -> list[Loosening]:
+    """The filters whose removal finds the most images (none when no removal finds any)."""
+    best = max((reach(item.count) for item in loosen), default=(False, 0))
+    return [item for item in loosen if best[1] > 0 and reach(item.count) == best]
 
 
 OutputFormat = Annotated[
@@ -145,13 +229,26 @@ async def gallery(
     query: Annotated[GalleryQuery, Query()],
     renderer: RendererDep,
 ) -> Response:
-    """The gallery: a query form and a grid of thumbnails, one page at a time."""
+    """The gallery: a query form, how many images match, a grid of thumbnails, page by page."""
     error: BackendRejected | None = None
+    # The count is asked for alongside the page; a catalog that cannot count costs only it.
+    counting = asyncio.ensure_future(count_or_none(renderer, query.filters(sort=False)))
     try:
         page = await renderer.page(query.filters(), query.cursor)
     except BackendRejected as exc:
         # A query the catalog refuses (min above max, say) is shown above the form that made it.
         page, error = ImagePage(items=[]), exc
+    except BaseException:
+        counting.cancel()
+        raise
+    count: ImageCount | None = None
+    if error is None:
+        count = await counting
+    else:
+        counting.cancel()
+    loosen: list[Loosening] = []
+    if not page.items and error is None and query.cursor is None:
+        loosen = await loosenings(renderer, query)
     next_url = None
     if page.next_cursor:
         next_url = "/?" + urlencode([*query.filters(), ("cursor", page.next_cursor)])
@@ -162,6 +259,12 @@ async def gallery(
         {
             "query": query,
             "sorts": SORTS,
+            "formats": get_args(CatalogFormat),
+            "orientations": get_args(Orientation),
+            "max_name": MAX_NAME_FILTER,
+            "count": count_text(count) if count else None,
+            "loosen": loosen,
+            "narrowest": narrowest(loosen),
             "images": page.items,
             "next_url": next_url,
             "first_url": "/?" + urlencode(query.filters()) if query.cursor else None,
@@ -188,6 +291,40 @@ def without_step(ops: str, index: int) -> str:
     """The pipeline with its step number ``index`` (from 0) removed."""
     steps = split_pipeline(ops)
     return "|".join(steps[:index] + steps[index + 1 :])
+
+
+def moved_step(ops: str, index: int, offset: int) -> str | None:
+    """The pipeline with step ``index`` swapped with its neighbour ``offset`` away, if any."""
+    steps = split_pipeline(ops)
+    other = index + offset
+    if not (0 <= index < len(steps) and 0 <= other < len(steps)):
+        return None
+    steps[index], steps[other] = steps[other], steps[index]
+    return "|".join(steps)
+
+
+def preview_pipeline(ops: str, width: int) -> str:
+    """The pipeline followed by a resize to the preview's width, for a result ``width`` px wide."""
+    steps = split_pipeline(ops)
+    if width > PREVIEW_WIDTH:
+        steps.append(f"resize:width={PREVIEW_WIDTH}")
+    return "|".join(steps)
+
+
+def curl_command(settings: Settings, record: ImageRecord, pipeline: str, fmt: str, ext: str) -> str:
+    """A shell command that makes the same result with the processor's API from the original."""
+    query = urlencode({"ops": pipeline, **({"format": fmt} if fmt else {})})
+    url = f"{settings.processor_url.rstrip('/')}/v1/process?{query}"
+    words = ["curl", "-X", "POST", "--data-binary", shlex.quote(f"@{record.name}")]
+    if settings.processor_key.strip():
+        # The key itself never appears in a page: the command reads it from the environment.
+        words += ["-H", '"Authorization: Bearer $PROCESSOR_KEY"']
+    return " ".join([*words, "-o", shlex.quote(f"result.{ext}"), shlex.quote(url)])
+
+
+def page_url(record: ImageRecord, ops: str, fmt: str) -> str:
+    """The image page showing a pipeline's result."""
+    return f"/images/{record.id}?" + urlencode({"ops": ops, **({"format": fmt} if fmt else {})})
 
 
 @router.get("/images/{image_id}", name="image_page")
@@ -264,6 +401,18 @@ async def image_page(
             lambda width: render_url(record, f"{ops}|resize:width={width}", format),
         )
     status = outage.status if outage else error.status if error else 200
+    settings: Settings = request.app.state.settings
+    extension = {"jpeg": "jpg"}.get(format, format) if format else None
+    if result is not None and extension is None:
+        extension = result.media_type.rpartition("/")[2].replace("jpeg", "jpg")
+    moves = [
+        tuple(
+            None if moved is None else page_url(record, moved, format)
+            for moved in (moved_step(ops, i, -1), moved_step(ops, i, +1))
+        )
+        for i in range(len(steps))
+    ]
+    histogram = f"/images/{record.id}/histogram"
     return templates.TemplateResponse(
         request,
         "image.html",
@@ -294,6 +443,21 @@ async def image_page(
             "shown": shown,
             "result_url": render_url(record, ops, format) if result else None,
             "download_url": render_url(record, ops, format, download="1") if result else None,
+            "downloads": [
+                (name, render_url(record, ops, name, download="1"))
+                for name in (OUTPUT_FORMATS if result else ())
+            ],
+            "moves": moves,
+            "curl": (
+                curl_command(settings, record, result.pipeline, format, extension or "bin")
+                if result
+                else None
+            ),
+            "original_histogram": histogram,
+            "result_histogram": f"{histogram}?{urlencode({'ops': ops})}" if result else None,
+            "preview_url": f"/images/{record.id}/preview",
+            "preview_width": PREVIEW_WIDTH,
+            "histogram_url": histogram,
             "error": error,
             "outage": outage,
         },
@@ -310,14 +474,23 @@ async def original(
     return await renderer.original(image_id, if_none_match)
 
 
+# Thumbnail sizes: the gallery's cells on ordinary screens, and on 2x (high-DPI) ones.
+# Matched as text, so "640.0" or " 640" is refused rather than read as a number.
+ThumbSize = Literal["320", "640"]
+
+
 @router.api_route("/images/{image_id}/thumb", methods=["GET", "HEAD"], name="thumb")
 async def thumb(
     image_id: str,
     renderer: RendererDep,
+    size: Annotated[
+        ThumbSize | None,
+        Query(description="The square the thumbnail fits, in px; default the configured size."),
+    ] = None,
     if_none_match: IfNoneMatch = None,
 ) -> Response:
     """A thumbnail that fits the gallery's square cells."""
-    return await renderer.thumbnail(image_id, if_none_match)
+    return await renderer.thumbnail(image_id, if_none_match, None if size is None else int(size))
 
 
 @router.api_route("/images/{image_id}/render", methods=["GET", "HEAD"], name="render")
@@ -337,6 +510,53 @@ async def render_image(
         )
     except ProcessingUnavailable as exc:
         # An <img> gets a picture that says so; a script or a visitor gets the error page.
+        if request.headers.get("accept", "").startswith("image/"):
+            return placeholder(exc)
+        raise
+
+
+@router.api_route("/images/{image_id}/preview", methods=["GET", "HEAD"], name="preview")
+async def preview(
+    request: Request,
+    image_id: str,
+    renderer: RendererDep,
+    ops: str = "",
+    format: OutputFormat = "",
+    if_none_match: IfNoneMatch = None,
+) -> Response:
+    """The pipeline's result at most ``PREVIEW_WIDTH`` px wide, quick enough to follow a slider.
+
+    A wide original gets a final ``resize``; a narrow one is rendered as it is, and resized
+    after all when the pipeline widened it (an expanding rotation). ``X-Pipeline`` names
+    the pipeline shown.
+    """
+    try:
+        record = await renderer.image(image_id)
+        pipeline = preview_pipeline(ops, record.width)
+        if record.width <= PREVIEW_WIDTH and pipeline:
+            rendered = await renderer.render(record, pipeline, format)
+            pipeline = preview_pipeline(pipeline, rendered.width)
+        response = await renderer.processed(image_id, pipeline, format, if_none_match)
+    except ProcessingUnavailable as exc:
+        if request.headers.get("accept", "").startswith("image/"):
+            return placeholder(exc)
+        raise
+    response.headers["X-Pipeline"] = pipeline
+    return response
+
+
+@router.api_route("/images/{image_id}/histogram", methods=["GET", "HEAD"], name="histogram")
+async def histogram(
+    request: Request,
+    image_id: str,
+    renderer: RendererDep,
+    ops: str = "",
+    if_none_match: IfNoneMatch = None,
+) -> Response:
+    """An SVG histogram of each channel's levels in the pipeline's result (or the original)."""
+    try:
+        return await renderer.histogram(image_id, ops.strip(), if_none_match)
+    except ProcessingUnavailable as exc:
         if request.headers.get("accept", "").startswith("image/"):
             return placeholder(exc)
         raise

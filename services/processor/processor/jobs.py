@@ -13,6 +13,11 @@ slot. In either lane a job waits up to the queue timeout for a slot, then gets a
 whose Retry-After is at least that wait, and longer when the lane's backlog (jobs
 waiting and running times the recent mean job duration, per slot) says so.
 
+Histograms: ``Job.histogram`` runs the same decode and pipeline as ``Job.run`` and counts
+each colour channel's 256 levels instead of encoding (``level_counts``). It is exact for
+the result the pipeline makes: shrink-on-load applies only as it does to any job (a first
+``resize`` step), never to the counting.
+
 Cost: the pixels the job decodes (``Source.decode_cost``), the pixels each step reads
 and writes (sizes from each operation's ``output_size``) and the pixels it encodes.
 
@@ -31,10 +36,12 @@ import os
 import threading
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
 
+import cv2
 import numpy as np
 from starlette.concurrency import run_in_threadpool
 
@@ -50,12 +57,17 @@ from processor.codec import (
 )
 from processor.errors import Overloaded
 from processor.metrics import LaneStats, Metrics
+from processor.operations.alpha import colour_of
 from processor.operations.registry import check_output_size, job_context
 from processor.pipeline import Pipeline
 
 LaneName = Literal["heavy", "express"]
 # Job durations a lane averages for its Retry-After estimate.
 RECENT_JOBS = 32
+LEVELS = 256
+# cv2.calcHist counts in float32, exact up to 2**24 per bin: larger images are counted in bands.
+_EXACT_COUNT = 2**24
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -67,6 +79,35 @@ class JobResult:
     width: int
     height: int
     timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class HistogramResult:
+    """Counts of each colour channel's 256 levels in a pipeline's result, and its size.
+
+    ``channels`` is ("r", "g", "b") for colour and ("l",) for grey; alpha is not counted.
+    Each channel's counts sum to ``width * height``.
+    """
+
+    channels: tuple[str, ...]
+    counts: list[list[int]]
+    width: int
+    height: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def level_counts(pixels: np.ndarray) -> tuple[tuple[str, ...], list[list[int]]]:
+    """Count the 256 levels of each colour channel of an L, LA, RGB or RGBA array."""
+    colour = colour_of(pixels)
+    channels = ("l",) if colour.ndim == 2 else ("r", "g", "b")
+    totals = np.zeros((len(channels), LEVELS), dtype=np.int64)
+    rows = max(1, _EXACT_COUNT // max(1, colour.shape[1]))
+    for top in range(0, colour.shape[0], rows):
+        band = colour[top : top + rows]
+        for index in range(len(channels)):
+            counted = cv2.calcHist([band], [index], None, [LEVELS], [0, LEVELS])
+            totals[index] += np.rint(counted.ravel()).astype(np.int64)
+    return channels, totals.tolist()
 
 
 def shrink_target(pipeline: Pipeline, width: int, height: int) -> tuple[int, int] | None:
@@ -165,13 +206,12 @@ class Job:
     metadata: MetadataPolicy = "strip"
     colour: ColourPolicy = "srgb"
 
-    def run(self) -> JobResult:
-        """Decode, run the pipeline and encode (CPU-bound: run it off the loop)."""
-        timings: dict[str, float] = defaultdict(float)
+    def processed(self, timings: dict[str, float]) -> np.ndarray:
+        """Decode and run the pipeline, adding the seconds of each stage to ``timings``."""
         started = time.perf_counter()
         decoded = self.source.decode(at_least=self.at_least, colour=self.colour)
-        timings["decode"] = self.header_seconds + time.perf_counter() - started
-        pixels = run_pipeline(
+        timings["decode"] += self.header_seconds + time.perf_counter() - started
+        return run_pipeline(
             self.pipeline,
             decoded.pixels,
             max_pixels=self.max_pixels,
@@ -179,6 +219,11 @@ class Job:
             carries_alpha=self.format in ALPHA_FORMATS,
             timings=timings,
         )
+
+    def run(self) -> JobResult:
+        """Decode, run the pipeline and encode (CPU-bound: run it off the loop)."""
+        timings: dict[str, float] = defaultdict(float)
+        pixels = self.processed(timings)
         started = time.perf_counter()
         height, width = pixels.shape[:2]
         exif = self.source.exif_to_keep((width, height)) if self.metadata == "keep" else None
@@ -186,6 +231,16 @@ class Job:
         content = encode(pixels, self.format, quality=self.quality, exif=exif, icc=icc)
         timings["encode"] = time.perf_counter() - started
         return JobResult(content, self.format, width, height, dict(timings))
+
+    def histogram(self) -> HistogramResult:
+        """Decode, run the pipeline and count its result's levels (CPU-bound: off the loop)."""
+        timings: dict[str, float] = defaultdict(float)
+        pixels = self.processed(timings)
+        started = time.perf_counter()
+        channels, counts = level_counts(pixels)
+        timings["histogram"] = time.perf_counter() - started
+        height, width = pixels.shape[:2]
+        return HistogramResult(channels, counts, width, height, dict(timings))
 
 
 def open_job(
@@ -339,10 +394,10 @@ class JobSlots:
         for executor in self.executors.values():
             executor.shutdown(wait=False, cancel_futures=True)
 
-    def _run(self, job: Job) -> JobResult:
-        """Run the job, then give freed memory back if the process is over its soft limit."""
+    def _run(self, work: Callable[[], T]) -> T:
+        """Run a job's work, then give freed memory back if the process is over its soft limit."""
         try:
-            return job.run()
+            return work()
         finally:
             trim_above(self.memory_soft_limit)
 
@@ -389,9 +444,43 @@ class JobSlots:
         colour: ColourPolicy = "srgb",
     ) -> JobResult:
         """Read the header, then run the job in a worker thread once its lane has a free slot."""
+        job = await self.plan(
+            data,
+            pipeline,
+            fmt=fmt,
+            quality=quality,
+            max_pixels=max_pixels,
+            metadata=metadata,
+            colour=colour,
+        )
+        result = await self.in_lane(job, job.run)
+        self.metrics.observe_stages(result.timings)
+        return result
+
+    async def histogram(
+        self, data: bytes, pipeline: Pipeline, *, quality: int, max_pixels: int
+    ) -> HistogramResult:
+        """Read the header, then count the result's levels in a slot of the job's lane."""
+        job = await self.plan(data, pipeline, fmt=None, quality=quality, max_pixels=max_pixels)
+        result = await self.in_lane(job, job.histogram)
+        self.metrics.observe_stages(result.timings)
+        return result
+
+    async def plan(
+        self,
+        data: bytes,
+        pipeline: Pipeline,
+        *,
+        fmt: str | None,
+        quality: int,
+        max_pixels: int,
+        metadata: MetadataPolicy = "strip",
+        colour: ColourPolicy = "srgb",
+    ) -> Job:
+        """Read the header and plan the job in a worker thread (``open_job``)."""
         # Pillow's header parsing is cheap for ordinary files but not bounded for
         # crafted ones (PNG text chunks), so it stays off the event loop too.
-        job = await run_in_threadpool(
+        return await run_in_threadpool(
             open_job,
             data,
             pipeline,
@@ -401,16 +490,18 @@ class JobSlots:
             metadata=metadata,
             colour=colour,
         )
+
+    async def in_lane(self, job: Job, work: Callable[[], T]) -> T:
+        """Run ``work`` for ``job`` on its lane's threads once the lane has a free slot."""
         lane = self.lane_for(job)
         await self.acquire(lane)
         started = time.perf_counter()
         try:
             loop = asyncio.get_running_loop()
-            result = await loop.run_in_executor(self.executors[lane], self._run, job)
+            result = await loop.run_in_executor(self.executors[lane], self._run, work)
         finally:
             seconds = time.perf_counter() - started
             self.release(lane)
             self.lanes[lane].observe(seconds)
             self.metrics.observe_job(seconds)
-        self.metrics.observe_stages(result.timings)
         return result

@@ -1,4 +1,4 @@
-"""HTTP routes of the processor: operations, process, info, health and metrics."""
+"""HTTP routes of the processor: operations, process, histogram, info, health and metrics."""
 
 import time
 from dataclasses import asdict
@@ -157,6 +157,37 @@ async def process(
             "X-Pipeline": pipeline.canonical(),
         },
     )
+
+
+@router.post("/v1/histogram", dependencies=[Security(authorize)])
+async def histogram(
+    request: Request,
+    settings: SettingsDep,
+    jobs: JobsDep,
+    ops: Annotated[str, Query(description="Pipeline, e.g. grayscale; empty: the original")] = "",
+) -> dict[str, Any]:
+    """Count each colour channel's 256 levels in the result of a pipeline over the body.
+
+    ``{"channels": ["r", "g", "b"] or ["l"], "bins": 256, "counts": [[...256], ...],
+    "width": ..., "height": ...}``: one list of counts per channel, each summing to
+    ``width * height``, the result's size. Alpha is not counted. The result is the one
+    ``/v1/process`` makes (upright, in sRGB), before any encoding; a first ``resize``
+    step shrinks on load as it does there. Limits and errors are ``/v1/process``'s, and so
+    is the bearer key (a signed render URL does not stand in for it here).
+    """
+    pipeline = parse_pipeline(ops, max_steps=settings.max_steps)
+    data = await read_body(request, settings.max_body_bytes)
+    result = await jobs.histogram(
+        data, pipeline, quality=settings.default_quality, max_pixels=settings.max_pixels
+    )
+    return {
+        "channels": list(result.channels),
+        "bins": len(result.counts[0]),
+        "counts": result.counts,
+        "width": result.width,
+        "height": result.height,
+        "pipeline": pipeline.canonical(),
+    }
 
 
 @router.get("/v1/pipeline", dependencies=[Security(authorize)])

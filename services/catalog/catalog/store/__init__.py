@@ -6,7 +6,15 @@ from pathlib import Path
 from typing import Protocol
 
 from catalog.blobs import BlobStore
-from catalog.models import CatalogStats, ImageMeta, ImagePage, ImageQuery, ImageRecord
+from catalog.models import (
+    CatalogStats,
+    CountQuery,
+    ImageCount,
+    ImageMeta,
+    ImagePage,
+    ImageQuery,
+    ImageRecord,
+)
 
 __all__ = ["ImageStore", "open_store"]
 
@@ -28,6 +36,14 @@ class ImageStore(Protocol):
 
     def query(self, query: ImageQuery) -> ImagePage:
         """One page of records matching the filters, in the query's sort order."""
+        ...
+
+    def count(self, query: CountQuery) -> ImageCount:
+        """How many records match the filters, counted in their indexes up to query.limit.
+
+        Beyond the limit the count is the limit and ``exact`` is false, so a count costs at
+        most limit + 1 index entries of the range it walks.
+        """
         ...
 
     def delete(self, image_id: str) -> None:

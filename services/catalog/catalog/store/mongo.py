@@ -20,6 +20,9 @@ from catalog.models import (
     FORMATS,
     ORIENTATIONS,
     CatalogStats,
+    CountQuery,
+    ImageCount,
+    ImageFilters,
     ImageMeta,
     ImagePage,
     ImagePublic,
@@ -190,6 +193,14 @@ class MongoImageStore:
             .limit(query.limit + 1)
         )
 
+    def count(self, query: CountQuery) -> ImageCount:
+        """How many records match the filters, counted up to the query's limit."""
+        self._ensure_indexes()
+        with self._available():
+            # The server picks the filters' index and stops at limit + 1.
+            found = self._images.count_documents(_match(query), limit=query.limit + 1)
+        return ImageCount.capped(found, query.limit)
+
     def delete(self, image_id: str) -> None:
         """Remove the record and its original; ImageNotFound otherwise."""
         self._ensure_indexes()
@@ -352,18 +363,7 @@ def _record(document: Document) -> ImageRecord:
 
 
 def _filter(query: ImageQuery) -> Document:
-    clauses: list[Document] = []
-    for field, (low, high) in query.bounds().items():
-        bounds = {op: v for op, v in (("$gte", low), ("$lte", high)) if v is not None}
-        if bounds:
-            clauses.append({field: bounds})
-    if query.format:
-        clauses.append({"format": {"$in": list(query.format)}})
-    if query.orientation is not None:
-        clauses.append({"orientation": query.orientation})
-    if query.name is not None:
-        # A literal substring: the text is escaped, and both sides are casefolded by Python.
-        clauses.append({"name_folded": {"$regex": re.escape(query.name.casefold())}})
+    clauses = _clauses(query)
     after = query.after()
     if after is not None:
         field = query.sort_field
@@ -379,3 +379,26 @@ def _filter(query: ImageQuery) -> Document:
             }
         )
     return {"$and": clauses} if clauses else {}
+
+
+def _match(filters: ImageFilters) -> Document:
+    """The filter document of the images the filters match."""
+    clauses = _clauses(filters)
+    return {"$and": clauses} if clauses else {}
+
+
+def _clauses(filters: ImageFilters) -> list[Document]:
+    """One clause per filter: dimension ranges (tightened), formats, orientation, name."""
+    clauses: list[Document] = []
+    for field, (low, high) in filters.bounds().items():
+        bounds = {op: v for op, v in (("$gte", low), ("$lte", high)) if v is not None}
+        if bounds:
+            clauses.append({field: bounds})
+    if filters.format:
+        clauses.append({"format": {"$in": list(filters.format)}})
+    if filters.orientation is not None:
+        clauses.append({"orientation": filters.orientation})
+    if filters.name is not None:
+        # A literal substring: the text is escaped, and both sides are casefolded by Python.
+        clauses.append({"name_folded": {"$regex": re.escape(filters.name.casefold())}})
+    return clauses

@@ -16,7 +16,10 @@ from catalog.models import (
     FORMATS,
     ORIENTATIONS,
     CatalogStats,
+    CountQuery,
     CursorPosition,
+    ImageCount,
+    ImageFilters,
     ImageMeta,
     ImagePage,
     ImagePublic,
@@ -66,6 +69,10 @@ CREATE INDEX IF NOT EXISTS images_by_created
     ON images (created, id, width, height, pixels, format, orientation);
 CREATE INDEX IF NOT EXISTS images_by_name
     ON images (name, id, width, height, pixels, format, orientation);
+-- Not a sort order: counts filtered by format or orientation seek here instead of
+-- walking a whole sort index.
+CREATE INDEX IF NOT EXISTS images_by_format
+    ON images (format, orientation, width, height, pixels);
 
 -- Counts by format and orientation, kept by triggers in the transaction that changes
 -- images, so stats cost a few row reads instead of a scan of every image.
@@ -266,6 +273,12 @@ class SqliteImageStore:
         next_cursor = encode_cursor(query.sort, items[-1]) if len(ids) > query.limit else None
         return ImagePage(items=items, next_cursor=next_cursor)
 
+    def count(self, query: CountQuery) -> ImageCount:
+        """How many records match the filters, counted up to the query's limit."""
+        sql, params = count_sql(query)
+        (found,) = self.connection().execute(sql, params).fetchone()
+        return ImageCount.capped(found, query.limit)
+
     def delete(self, image_id: str) -> None:
         """Remove the record and its original; ImageNotFound otherwise."""
         with self.write() as connection:
@@ -374,7 +387,43 @@ def page_sql(query: ImageQuery) -> tuple[str, list[Any]]:
     return sql, [*params, query.limit + 1]
 
 
-def _filters(query: ImageQuery) -> tuple[list[str], list[Any]]:
+def count_sql(query: CountQuery) -> tuple[str, list[Any]]:
+    """Count the matches, stopping at limit + 1, inside the index the filters narrow most."""
+    where, params = _filters(query)
+    index = _count_index(query)
+    if index == "images_by_format":
+        # Naming every value of a facet the query leaves open turns the walk into one seek
+        # per (format, orientation) pair, each bounded by the width range too.
+        for column, values, chosen in (
+            ("orientation", ORIENTATIONS, query.orientation),
+            ("format", FORMATS, query.format),
+        ):
+            if not chosen:
+                where.insert(0, f"{column} IN ({', '.join('?' for _ in values)})")
+                params[:0] = values
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    indexed = f"INDEXED BY {index}" if index else ""
+    sql = f"SELECT count(*) FROM (SELECT 1 FROM images {indexed} {clause} LIMIT ?)"
+    return sql, [*params, query.limit + 1]
+
+
+def _count_index(query: CountQuery) -> str | None:
+    """The index a count walks: format and orientation first, then a two-sided range.
+
+    Every index carries the filtered columns, so a count reads the index alone; the part
+    of it the filters bound is what the count costs. None leaves the choice to SQLite
+    (no filter but the name: any covering index is a walk of it all).
+    """
+    if query.format or query.orientation is not None:
+        return "images_by_format"
+    bounds = query.bounds()
+    two_sided = [column for column, (low, high) in bounds.items() if None not in (low, high)]
+    one_sided = [column for column, (low, high) in bounds.items() if (low, high) != (None, None)]
+    chosen = two_sided or one_sided
+    return f"images_by_{chosen[0]}" if chosen else None
+
+
+def _filters(query: ImageFilters) -> tuple[list[str], list[Any]]:
     where: list[str] = []
     params: list[Any] = []
     for column, (low, high) in query.bounds().items():

@@ -7,7 +7,9 @@ Every test leaves a full-page screenshot of where it ended under ``test-artifact
 import contextlib
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
@@ -44,9 +46,10 @@ def browser() -> Iterator[Browser]:
         launched.close()
 
 
-@pytest.fixture
-def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
-    context = browser.new_context(accept_downloads=True)
+@contextmanager
+def page_in(browser: Browser, request: pytest.FixtureRequest, **options: Any) -> Iterator[Page]:
+    """A page in a fresh context with ``options``; leaves a screenshot named after the test."""
+    context = browser.new_context(**options)
     opened = context.new_page()
     opened.set_default_timeout(20_000)
     try:
@@ -58,3 +61,9 @@ def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
         with contextlib.suppress(Exception):
             opened.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
         context.close()
+
+
+@pytest.fixture
+def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
+    with page_in(browser, request, accept_downloads=True) as opened:
+        yield opened

@@ -1,6 +1,5 @@
 """The gallery in Debian's chromium: filters in the URL, the back button, a phone's screen."""
 
-import contextlib
 import io
 import re
 from collections.abc import Iterator
@@ -9,7 +8,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Browser, Page, ViewportSize
 
-from tests.browser.conftest import ARTIFACTS
+from tests.browser.conftest import page_in
 from tests.stack import Stack
 
 pytestmark = pytest.mark.browser
@@ -20,17 +19,8 @@ PHONE = ViewportSize(width=390, height=844)
 @pytest.fixture
 def phone(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
     """A page on a phone's screen (390×844 CSS px at 3x), leaving a screenshot as ``page`` does."""
-    context = browser.new_context(viewport=PHONE, device_scale_factor=3, is_mobile=True)
-    opened = context.new_page()
-    opened.set_default_timeout(20_000)
-    try:
+    with page_in(browser, request, viewport=PHONE, device_scale_factor=3, is_mobile=True) as opened:
         yield opened
-    finally:
-        ARTIFACTS.mkdir(exist_ok=True)
-        name = re.sub(r"[^A-Za-z0-9_.-]+", "-", request.node.nodeid.split("::", 1)[-1])
-        with contextlib.suppress(Exception):
-            opened.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-        context.close()
 
 
 def card_facts(page: Page) -> list[dict[str, str]]:

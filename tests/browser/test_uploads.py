@@ -1,6 +1,5 @@
 """Uploading and deleting in Debian's chromium: the script's drop zone, the plain form, delete."""
 
-import contextlib
 import io
 import re
 from collections.abc import Iterator
@@ -12,7 +11,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.conftest import ARTIFACTS
+from tests.browser.conftest import ARTIFACTS, page_in
 from tests.stack import Stack
 
 pytestmark = pytest.mark.browser
@@ -48,17 +47,8 @@ def leave_only_the_samples(stack: Stack) -> Iterator[None]:
 @pytest.fixture
 def plain_page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
     """A page with JavaScript off, leaving a screenshot as the shared ``page`` fixture does."""
-    context = browser.new_context(java_script_enabled=False)
-    opened = context.new_page()
-    opened.set_default_timeout(20_000)
-    try:
+    with page_in(browser, request, java_script_enabled=False) as opened:
         yield opened
-    finally:
-        ARTIFACTS.mkdir(exist_ok=True)
-        name = re.sub(r"[^A-Za-z0-9_.-]+", "-", request.node.nodeid.split("::", 1)[-1])
-        with contextlib.suppress(Exception):
-            opened.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-        context.close()
 
 
 def snapshot(page: Page, moment: str) -> None:

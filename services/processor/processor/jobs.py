@@ -432,36 +432,14 @@ class JobSlots:
         """Give a slot of ``lane`` back."""
         self.lanes[lane].give_back()
 
-    async def run(
-        self,
-        data: bytes,
-        pipeline: Pipeline,
-        *,
-        fmt: str | None,
-        quality: int,
-        max_pixels: int,
-        metadata: MetadataPolicy = "strip",
-        colour: ColourPolicy = "srgb",
-    ) -> JobResult:
-        """Read the header, then run the job in a worker thread once its lane has a free slot."""
-        job = await self.plan(
-            data,
-            pipeline,
-            fmt=fmt,
-            quality=quality,
-            max_pixels=max_pixels,
-            metadata=metadata,
-            colour=colour,
-        )
+    async def run(self, job: Job) -> JobResult:
+        """Run a planned job (``plan``) on its lane's threads once the lane has a free slot."""
         result = await self.in_lane(job, job.run)
         self.metrics.observe_stages(result.timings)
         return result
 
-    async def histogram(
-        self, data: bytes, pipeline: Pipeline, *, quality: int, max_pixels: int
-    ) -> HistogramResult:
-        """Read the header, then count the result's levels in a slot of the job's lane."""
-        job = await self.plan(data, pipeline, fmt=None, quality=quality, max_pixels=max_pixels)
+    async def histogram(self, job: Job) -> HistogramResult:
+        """Count the levels of a planned job's result in a slot of the job's lane."""
         result = await self.in_lane(job, job.histogram)
         self.metrics.observe_stages(result.timings)
         return result

@@ -138,7 +138,7 @@ async def process(
     pipeline = parse_pipeline(ops, max_steps=settings.max_steps)
     data = await read_body(request, settings.max_body_bytes)
     await grant.check_body(data)
-    result = await jobs.run(
+    job = await jobs.plan(
         data,
         pipeline,
         fmt=fmt,
@@ -147,6 +147,7 @@ async def process(
         metadata=metadata,
         colour=colour,
     )
+    result = await jobs.run(job)
     return Response(
         content=result.content,
         media_type=MEDIA_TYPES[result.format],
@@ -177,9 +178,10 @@ async def histogram(
     """
     pipeline = parse_pipeline(ops, max_steps=settings.max_steps)
     data = await read_body(request, settings.max_body_bytes)
-    result = await jobs.histogram(
-        data, pipeline, quality=settings.default_quality, max_pixels=settings.max_pixels
+    job = await jobs.plan(
+        data, pipeline, fmt=None, quality=settings.default_quality, max_pixels=settings.max_pixels
     )
+    result = await jobs.histogram(job)
     return {
         "channels": list(result.channels),
         "bins": len(result.counts[0]),

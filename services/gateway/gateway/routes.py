@@ -2,7 +2,7 @@
 
 import asyncio
 import shlex
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal, get_args
@@ -493,6 +493,19 @@ async def thumb(
     return await renderer.thumbnail(image_id, if_none_match, None if size is None else int(size))
 
 
+async def picture_or_page(request: Request, answer: Awaitable[Response]) -> Response:
+    """Await an image response; while processing is down an <img> gets a picture saying so.
+
+    A script or a visitor (anything not asking for an image first) gets the error page.
+    """
+    try:
+        return await answer
+    except ProcessingUnavailable as exc:
+        if request.headers.get("accept", "").startswith("image/"):
+            return placeholder(exc)
+        raise
+
+
 @router.api_route("/images/{image_id}/render", methods=["GET", "HEAD"], name="render")
 async def render_image(
     request: Request,
@@ -504,15 +517,10 @@ async def render_image(
     if_none_match: IfNoneMatch = None,
 ) -> Response:
     """The image processed by a pipeline, in the requested format."""
-    try:
-        return await renderer.processed(
-            image_id, ops.strip(), format, if_none_match, download=download
-        )
-    except ProcessingUnavailable as exc:
-        # An <img> gets a picture that says so; a script or a visitor gets the error page.
-        if request.headers.get("accept", "").startswith("image/"):
-            return placeholder(exc)
-        raise
+    return await picture_or_page(
+        request,
+        renderer.processed(image_id, ops.strip(), format, if_none_match, download=download),
+    )
 
 
 @router.api_route("/images/{image_id}/preview", methods=["GET", "HEAD"], name="preview")
@@ -530,19 +538,18 @@ async def preview(
     after all when the pipeline widened it (an expanding rotation). ``X-Pipeline`` names
     the pipeline shown.
     """
-    try:
+
+    async def shown() -> Response:
         record = await renderer.image(image_id)
         pipeline = preview_pipeline(ops, record.width)
         if record.width <= PREVIEW_WIDTH and pipeline:
             rendered = await renderer.render(record, pipeline, format)
             pipeline = preview_pipeline(pipeline, rendered.width)
         response = await renderer.processed(image_id, pipeline, format, if_none_match)
-    except ProcessingUnavailable as exc:
-        if request.headers.get("accept", "").startswith("image/"):
-            return placeholder(exc)
-        raise
-    response.headers["X-Pipeline"] = pipeline
-    return response
+        response.headers["X-Pipeline"] = pipeline
+        return response
+
+    return await picture_or_page(request, shown())
 
 
 @router.api_route("/images/{image_id}/histogram", methods=["GET", "HEAD"], name="histogram")
@@ -554,9 +561,4 @@ async def histogram(
     if_none_match: IfNoneMatch = None,
 ) -> Response:
     """An SVG histogram of each channel's levels in the pipeline's result (or the original)."""
-    try:
-        return await renderer.histogram(image_id, ops.strip(), if_none_match)
-    except ProcessingUnavailable as exc:
-        if request.headers.get("accept", "").startswith("image/"):
-            return placeholder(exc)
-        raise
+    return await picture_or_page(request, renderer.histogram(image_id, ops.strip(), if_none_match))

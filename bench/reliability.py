@@ -37,9 +37,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import httpx
@@ -166,17 +164,6 @@ def crash(workdir: Path, photos: list[bytes]) -> Case:
 # --- hang -------------------------------------------------------------------------------------
 
 
-@contextmanager
-def stopped(service: Service) -> Iterator[None]:
-    """SIGSTOP the service for the block, SIGCONT after."""
-    assert service.process is not None
-    os.kill(service.process.pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        os.kill(service.process.pid, signal.SIGCONT)
-
-
 def timed_get(client: httpx.Client, path: str, **params: str) -> tuple[int, float]:
     """The status of a GET and its duration in seconds."""
     started = time.monotonic()
@@ -193,7 +180,7 @@ def hang(stack: Stack, image: str) -> Case:
         "default budgets: 3 s for metadata calls, 30 s for a render",
     )
     with httpx.Client(base_url=stack.gateway.url, timeout=60) as client:
-        with stopped(stack.catalog):
+        with stack.catalog.hung():
             status, seconds = timed_get(client, "/")
         after, _ = timed_get(client, "/")
         case.observed.append(
@@ -202,7 +189,7 @@ def hang(stack: Stack, image: str) -> Case:
         )
         if status != 504 or seconds > 4 or after != 200:
             case.problems.append("a stopped catalog was not a 504 within the 3 s budget")
-        with stopped(stack.processor):
+        with stack.processor.hung():
             render, render_s = timed_get(
                 client, f"/images/{image}/render", ops="rotate:degrees=17", format="png"
             )

@@ -1,6 +1,7 @@
 """Start Darkroom's services as real uvicorn processes on free loopback ports."""
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -110,6 +111,16 @@ class Service:
             int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")
         )
         return kib / 1024
+
+    @contextmanager
+    def hung(self) -> Iterator[None]:
+        """Freeze the process (SIGSTOP) for the block, its sockets open, as a deadlocked server."""
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(self.process.pid, signal.SIGCONT)
 
     def stop(self) -> None:
         """Stop the process (SIGTERM, then SIGKILL after 10 s)."""

@@ -1,15 +1,12 @@
 """A hung backend (SIGSTOP) gives a 504 page within the call's budget, then recovers."""
 
-import os
-import signal
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import httpx
 import pytest
 
-from tests.stack import Service, Stack, running_stack
+from tests.stack import Stack, running_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -28,17 +25,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield running
 
 
-@contextmanager
-def hung(service: Service) -> Iterator[None]:
-    """Stop the process without closing its sockets, as a deadlocked server looks."""
-    assert service.process is not None
-    os.kill(service.process.pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        os.kill(service.process.pid, signal.SIGCONT)
-
-
 def timed(client: httpx.Client, path: str, **params: str) -> tuple[httpx.Response, float]:
     started = time.monotonic()
     response = client.get(path, params=params)
@@ -54,7 +40,7 @@ def an_image(client: httpx.Client) -> str:
 def test_a_hung_catalog_is_a_504_page_within_the_metadata_budget(stack: Stack) -> None:
     with httpx.Client(base_url=stack.gateway.url, timeout=30) as client:
         assert client.get("/").status_code == 200
-        with hung(stack.catalog):
+        with stack.catalog.hung():
             response, seconds = timed(client, "/")
         assert response.status_code == 504
         assert "did not answer within 1 s" in response.text
@@ -68,7 +54,7 @@ def test_a_hung_processor_fails_a_render_within_its_budget(stack: Stack) -> None
         image = an_image(client)
         ops = "rotate:degrees=33"
         assert client.get(f"/images/{image}/render", params={"ops": ops}).status_code == 200
-        with hung(stack.processor):
+        with stack.processor.hung():
             response, seconds = timed(
                 client, f"/images/{image}/render", ops="rotate:degrees=34", format="png"
             )

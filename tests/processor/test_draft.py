@@ -1,6 +1,7 @@
-"""JPEG draft mode: a pipeline that starts by shrinking decodes at a reduced scale."""
+"""JPEG draft mode: a pipeline that shrinks first, or after scale-free steps, decodes smaller."""
 
 import io
+import math
 from pathlib import Path
 
 import numpy as np
@@ -8,7 +9,7 @@ import pytest
 from PIL import Image
 
 from processor.codec import decode, open_image
-from processor.jobs import run_job, run_pipeline, shrink_target
+from processor.jobs import estimate_cost, run_job, run_pipeline, shrink_target
 from processor.operations import all_operations
 from processor.pipeline import parse_pipeline
 
@@ -62,9 +63,18 @@ def test_draft_decodes_smaller_and_matches_a_full_decode(
 
 
 @pytest.mark.parametrize(
-    "ops", ["", "grayscale|resize:width=100", "resize:width=1411", "resize:width=2000", "rotate"]
+    "ops",
+    [
+        "",
+        "median:size=3|resize:width=100",  # a filter's size is in pixels: not scale-free
+        "grayscale|crop:x=0,y=0,width=700,height=700|resize:width=100",
+        "contrast:factor=1.2|resize:width=1411",
+        "resize:width=1411",
+        "resize:width=2000",
+        "rotate",
+    ],
 )
-def test_no_draft_unless_the_pipeline_starts_by_shrinking(ops: str) -> None:
+def test_no_draft_unless_the_pipeline_shrinks_before_any_step_measuring_pixels(ops: str) -> None:
     pipeline = parse_pipeline(ops, max_steps=5)
     assert shrink_target(pipeline, 1411, 1411) is None
     assert not open_image(RETINA, max_pixels=MAX).decode(at_least=None).reduced
@@ -109,7 +119,55 @@ def test_the_route_job_uses_draft_and_gives_the_exact_size() -> None:
 def test_shrink_on_load_is_declared_by_the_operation() -> None:
     declared = {op.name for op in all_operations() if op.shrink_on_load is not None}
     assert declared == {"resize"}
-    assert shrink_target(parse_pipeline("rotate|resize:width=10", max_steps=5), 100, 100) is None
+    scale_free = {op.name for op in all_operations() if op.scale_free}
+    assert scale_free == {"grayscale", "invert", "brightness", "contrast", "flip", "rotate"}
+
+
+def test_the_size_hint_looks_past_scale_free_steps() -> None:
+    # 2000x1000 turned a quarter is 1000x2000; 100 wide is a tenth of it: decode a tenth.
+    turned = parse_pipeline("rotate:degrees=90|resize:width=100", max_steps=5)
+    assert shrink_target(turned, 2000, 1000) == (200, 100)
+    toned = parse_pipeline("grayscale|contrast:factor=1.5|resize:width=100", max_steps=5)
+    assert shrink_target(toned, 1411, 1411) == (100, 100)
+    # Turned 45 degrees with a larger canvas: the decode must still cover the target.
+    tilted = parse_pipeline("rotate:degrees=45|resize:width=100", max_steps=5)
+    width, height = shrink_target(tilted, 1000, 1000) or (0, 0)
+    assert 100 / math.sqrt(2) - 1 <= width <= 100 / math.sqrt(2) + 1 and width == height
+
+
+# A preview is the edit, then a shrink to at most 640 px: drafted, it must be the same
+# size and picture as the full decode (the gateway's live preview of a slider).
+@pytest.mark.parametrize(
+    ("ops", "decoded", "mean", "p99"),
+    [
+        ("contrast:factor=1.3|resize:width=320", (353, 353), 1.6, 10),
+        ("grayscale|brightness:offset=-20|resize:width=176", (177, 177), 2.0, 40),  # 1/8
+        ("flip:axis=horizontal|resize:width=320", (353, 353), 1.6, 8),
+        ("rotate:degrees=90|resize:width=320", (353, 353), 1.6, 8),
+        # Interpolating a quarter-size image before shrinking: sharp edges move a little.
+        ("rotate:degrees=17.5|resize:width=320", (353, 353), 2.5, 40),
+    ],
+)
+def test_scale_free_steps_then_a_shrink_match_a_full_decode(
+    ops: str, decoded: tuple[int, int], mean: float, p99: int
+) -> None:
+    out, decoded_size = drafted(RETINA, ops)
+    assert decoded_size == decoded
+    reference = full_then_resize(RETINA, ops)
+    assert out.shape == reference.shape
+    difference = np.abs(out.astype(int) - reference.astype(int))
+    assert difference.mean() < mean
+    assert np.percentile(difference, 99) <= p99
+
+
+def test_a_drafted_preview_costs_less_than_the_full_decode() -> None:
+    preview = parse_pipeline("contrast:factor=1.3|resize:width=320", max_steps=5)
+    full = parse_pipeline("contrast:factor=1.3", max_steps=5)
+    source = open_image(RETINA, max_pixels=MAX)
+    cost_preview, pixels = estimate_cost(source, preview, shrink_target(preview, *source.size))
+    cost_full, _ = estimate_cost(source, full, None)
+    assert pixels == 320 * 320
+    assert cost_preview < cost_full / 4
 
 
 def test_a_job_reports_the_time_of_each_stage() -> None:

@@ -22,10 +22,12 @@ Cost: the pixels the job decodes (``Source.decode_cost``), the pixels each step 
 and writes (sizes from each operation's ``output_size``) and the pixels it encodes.
 
 Shrink-on-load: an operation that shrinks may declare ``shrink_on_load`` in the
-registry (today ``resize``). When such an operation is the pipeline's first step,
-``shrink_target`` asks it what size it shrinks the upright image to, the codec
-decodes at the smallest reduced scale at least that large (JPEG draft mode), and the
-step then runs from the reduced pixels as it would from the original
+registry (today ``resize``). When such an operation is the pipeline's first step, or
+follows only ``scale_free`` steps (point operations, flips, rotations: a live
+preview's ``contrast:...|resize:width=640``), ``shrink_target`` asks it what size it
+shrinks the image to, the codec decodes at the smallest reduced scale at least that
+large (JPEG draft mode), the scale-free steps run on the reduced pixels, and the
+shrinking step then runs from them as it would from the original
 (``ShrinkOnLoad.run_from``), so the output has the same size either way.
 """
 
@@ -111,16 +113,26 @@ def level_counts(pixels: np.ndarray) -> tuple[tuple[str, ...], list[list[int]]]:
 
 
 def shrink_target(pipeline: Pipeline, width: int, height: int) -> tuple[int, int] | None:
-    """Return the size the first step shrinks a ``width`` x ``height`` image to, if it may.
+    """Return the smallest size a ``width`` x ``height`` image may be decoded at, if smaller.
 
-    None unless the first step's operation declares shrink-on-load and shrinks both
-    sides; the decoder may then decode at a reduced scale no smaller than this.
+    None unless a step that declares shrink-on-load shrinks both sides, and every
+    step before it is scale-free; the decoder may then decode at a reduced scale no
+    smaller than this. For a first step that is the size it shrinks to; after
+    scale-free steps, the source scaled by as much as that step shrinks its input.
     """
-    if not pipeline.steps:
-        return None
-    first = pipeline.steps[0]
-    shrink = first.operation.shrink_on_load
-    return None if shrink is None else shrink.target(first.params, width, height)
+    size = (width, height)
+    for step in pipeline.steps:
+        shrink = step.operation.shrink_on_load
+        if shrink is not None:
+            target = shrink.target(step.params, *size)
+            if target is None or size == (width, height):
+                return target
+            scale = max(target[0] / size[0], target[1] / size[1])
+            return min(width, math.ceil(width * scale)), min(height, math.ceil(height * scale))
+        if not step.operation.scale_free:
+            return None
+        size = step.operation.size_of(step.params, *size)
+    return None
 
 
 def run_pipeline(
@@ -135,19 +147,24 @@ def run_pipeline(
     """Apply each step in turn, refusing any intermediate image over ``max_pixels``.
 
     ``source_size`` is the full upright (width, height) of an image the decoder
-    shrank for the first step (see ``shrink_target``); that step then runs from the
-    reduced pixels as from the original. ``carries_alpha`` says the output format
-    keeps an alpha channel, so operations may add one (``rotate``'s transparent
-    fill). ``timings`` collects seconds per operation.
+    shrank (see ``shrink_target``): the scale-free steps before the shrinking one
+    run on the reduced pixels, and that step runs from them as from the full-size
+    image. ``carries_alpha`` says the output format keeps an alpha channel, so
+    operations may add one (``rotate``'s transparent fill). ``timings`` collects
+    seconds per operation.
     """
+    full_size = source_size
     with job_context(max_pixels=max_pixels, output_alpha=carries_alpha):
-        for number, step in enumerate(pipeline.steps):
+        for step in pipeline.steps:
             started = time.perf_counter()
             shrink = step.operation.shrink_on_load
-            if number == 0 and source_size is not None and shrink is not None:
-                pixels = shrink.run_from(pixels, step.params, source_size)
+            if full_size is not None and shrink is not None:
+                pixels = shrink.run_from(pixels, step.params, full_size)
+                full_size = None
             else:
                 pixels = step.operation(pixels, step.params)
+                if full_size is not None:
+                    full_size = step.operation.size_of(step.params, *full_size)
             height, width = pixels.shape[:2]
             check_output_size(step.operation.name, width, height)
             if timings is not None:
@@ -174,15 +191,21 @@ def estimate_cost(
     """Return the job's cost and its result's pixel count, from the header alone.
 
     The cost counts pixels: decoding (``Source.decode_cost``), each step's input and
-    output (the first step reads the possibly reduced decode) and the encoded result.
+    output (the steps up to the shrinking one read the possibly reduced decode) and
+    the encoded result.
     """
     cost = source.decode_cost(at_least)
     read_width, read_height = source.decoded_size(at_least)
     width, height = source.size
+    reduced = (read_width, read_height) != (width, height)
     for step in pipeline.steps:
         width, height = step.operation.size_of(step.params, width, height)
-        cost += read_width * read_height + width * height
-        read_width, read_height = width, height
+        if reduced and step.operation.shrink_on_load is None:
+            out_width, out_height = step.operation.size_of(step.params, read_width, read_height)
+        else:
+            out_width, out_height, reduced = width, height, False
+        cost += read_width * read_height + out_width * out_height
+        read_width, read_height = out_width, out_height
     return cost + width * height, width * height
 
 

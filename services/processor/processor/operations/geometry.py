@@ -91,7 +91,7 @@ class FlipParams(Params):
 _FLIP_CODES = {"horizontal": 1, "vertical": 0, "both": -1}
 
 
-@operation(FlipParams)
+@operation(FlipParams, scale_free=True)
 def flip(image: np.ndarray, params: FlipParams) -> np.ndarray:
     """Mirror the image left-right (``horizontal``), top-bottom (``vertical``) or ``both``.
 
@@ -205,7 +205,7 @@ def _rotate_size(params: RotateParams, width: int, height: int) -> tuple[int, in
     return _rotated_size(width, height, math.radians(params.degrees))
 
 
-@operation(RotateParams, output_size=_rotate_size)
+@operation(RotateParams, output_size=_rotate_size, scale_free=True)
 def rotate(image: np.ndarray, params: RotateParams) -> np.ndarray:
     """Rotate about the centre, counter-clockwise for positive degrees.
 

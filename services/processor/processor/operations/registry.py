@@ -64,7 +64,10 @@ class Operation:
     """A registered operation and what the API says about it.
 
     ``output_size(params, width, height)`` is the (width, height) of the result for
-    a width x height input; None means the operation keeps the size.
+    a width x height input; None means the operation keeps the size. ``scale_free``
+    says no parameter measures pixels, so running the operation on a smaller copy of
+    the image and then shrinking gives the picture shrinking first would (a point
+    operation, a flip, a rotation): shrink-on-load may look past it.
     """
 
     name: str
@@ -74,6 +77,7 @@ class Operation:
     output: OutputKind
     shrink_on_load: ShrinkOnLoad | None = None
     output_size: OutputSize | None = None
+    scale_free: bool = False
 
     def __call__(self, image: np.ndarray, params: BaseModel) -> np.ndarray:
         """Apply the operation to ``image``."""
@@ -106,13 +110,15 @@ def operation(
     output: OutputKind = "photo",
     shrink_on_load: ShrinkOnLoad | None = None,
     output_size: OutputSize | None = None,
+    scale_free: bool = False,
 ) -> Callable[[F], F]:
     """Register the decorated function as an operation taking ``params``.
 
     ``output="graphic"`` marks results that are not photographs (PNG by default);
     ``shrink_on_load`` lets a leading step of this operation be started by the decoder;
     ``output_size`` gives the result's size for operations that change it (the job's
-    cost estimate needs it before any pixel is decoded).
+    cost estimate needs it before any pixel is decoded); ``scale_free`` marks
+    operations whose parameters measure no pixels (see ``Operation``).
     """
 
     def register(func: F) -> F:
@@ -130,6 +136,7 @@ def operation(
             output=output,
             shrink_on_load=shrink_on_load,
             output_size=output_size,
+            scale_free=scale_free,
         )
         return func
 

@@ -36,7 +36,7 @@ def luma(colour: np.ndarray) -> np.ndarray:
     return grey
 
 
-@operation(NoParams)
+@operation(NoParams, scale_free=True)
 def grayscale(image: np.ndarray, params: NoParams) -> np.ndarray:
     """Convert to grey with ITU-R BT.601 luma (0.299 R + 0.587 G + 0.114 B).
 
@@ -50,7 +50,7 @@ def grayscale(image: np.ndarray, params: NoParams) -> np.ndarray:
     return on_colour(image, luma)
 
 
-@operation(NoParams)
+@operation(NoParams, scale_free=True)
 def invert(image: np.ndarray, params: NoParams) -> np.ndarray:
     """Invert the colours: every sample v becomes 255 - v.
 
@@ -70,7 +70,7 @@ class BrightnessParams(Params):
     )
 
 
-@operation(BrightnessParams)
+@operation(BrightnessParams, scale_free=True)
 def brightness(image: np.ndarray, params: BrightnessParams) -> np.ndarray:
     """Brighten or darken by adding ``offset`` levels to every colour sample.
 
@@ -93,7 +93,7 @@ class ContrastParams(Params):
     )
 
 
-@operation(ContrastParams)
+@operation(ContrastParams, scale_free=True)
 def contrast(image: np.ndarray, params: ContrastParams) -> np.ndarray:
     """Scale contrast by ``factor`` about mid-grey 128.
 

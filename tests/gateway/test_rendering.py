@@ -100,3 +100,35 @@ def test_an_invalid_pipeline_is_refused_before_the_original_is_fetched(
     assert response.status_code == 404
     assert "unknown operation" in response.text
     assert processor.jobs == 0
+
+
+class CountingCatalog(httpx.AsyncBaseTransport):
+    """The real catalog app behind a transport that counts downloads of originals."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.inner = httpx.ASGITransport(app=app)
+        self.downloads = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/content"):
+            self.downloads += 1
+        return await self.inner.handle_async_request(request)
+
+
+@pytest.mark.parametrize(("originals_max_bytes", "downloads"), [(64 << 20, 1), (0, 3)])
+def test_renders_of_one_photo_download_its_original_once(
+    backends: Backends, ids: dict[str, str], originals_max_bytes: int, downloads: int
+) -> None:
+    catalog = CountingCatalog(backends.catalog)
+    settings = Settings(
+        catalog_url="http://catalog",
+        processor_url="http://processor",
+        originals_max_bytes=originals_max_bytes,
+    )
+    processor = httpx.ASGITransport(app=backends.processor)
+    with gateway_client(settings, catalog, processor) as client:
+        url = f"/images/{ids['rocket.jpg']}/render"
+        for factor in ("1.1", "1.2", "1.3"):
+            response = client.get(url, params={"ops": f"contrast:factor={factor}"})
+            assert response.status_code == 200
+    assert catalog.downloads == downloads

@@ -1,50 +1,55 @@
-"""A bounded in-memory LRU cache of processed results."""
+"""Bounded in-memory LRU caches: processed results, and the originals they are made from."""
 
 import sys
 import time
 from collections import OrderedDict
+from collections.abc import Hashable
+from typing import Generic, TypeVar
 
-from gateway.clients import OperationInfo, ProcessorClient, Rendered
+from gateway.clients import OperationInfo, Original, ProcessorClient, Rendered
 
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 CacheKey = tuple[str, str, str]
 # An OrderedDict entry's hash slot and linked-list node, beyond the objects it points to.
 _LINK_BYTES = 100
 
 
-def held_bytes(key: CacheKey, value: Rendered) -> int:
+def held_bytes(key: Hashable, value: object) -> int:
     """The memory an entry really holds: its bytes, strings, objects and bookkeeping."""
-    objects = (key, *key, value, vars(value), value.content, value.media_type, value.pipeline)
+    parts = key if isinstance(key, tuple) else ()
+    fields = vars(value)
+    objects = (key, *parts, value, fields, *fields.values())
     return sum(sys.getsizeof(part) for part in objects) + _LINK_BYTES
 
 
-class ResultCache:
-    """Least-recently-used results, bounded by item count and total bytes.
+class LruCache(Generic[K, V]):
+    """Least-recently-used entries, bounded by item count and total bytes.
 
-    Keys are (image sha256, canonical pipeline, output format): an image's bytes never change under
-    its sha256, so an entry never goes stale, it only ages out. ``size`` counts what the
-    entries really hold (``held_bytes``), not just the image bytes, so ``max_bytes`` is a
-    bound on memory.
+    Entries are keyed by content hashes, so an entry never goes stale, it only ages out.
+    ``size`` counts what the entries really hold (``held_bytes``), not just the image
+    bytes, so ``max_bytes`` is a bound on memory.
     """
 
     def __init__(self, *, max_items: int, max_bytes: int) -> None:
         self.max_items = max_items
         self.max_bytes = max_bytes
         self.size = 0
-        self._entries: OrderedDict[CacheKey, tuple[Rendered, int]] = OrderedDict()
+        self._entries: OrderedDict[K, tuple[V, int]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, key: CacheKey) -> Rendered | None:
-        """Return the cached result and mark it recently used, or None."""
+    def get(self, key: K) -> V | None:
+        """Return the cached value and mark it recently used, or None."""
         entry = self._entries.get(key)
         if entry is None:
             return None
         self._entries.move_to_end(key)
         return entry[0]
 
-    def put(self, key: CacheKey, value: Rendered) -> None:
-        """Store a result, evicting the least recently used beyond the bounds."""
+    def put(self, key: K, value: V) -> None:
+        """Store a value, evicting the least recently used beyond the bounds."""
         held = held_bytes(key, value)
         if held > self.max_bytes or self.max_items == 0:
             return
@@ -56,6 +61,12 @@ class ResultCache:
         while len(self._entries) > self.max_items or self.size > self.max_bytes:
             _, (_, evicted) = self._entries.popitem(last=False)
             self.size -= evicted
+
+
+# Results by (image sha256, canonical pipeline, output format).
+ResultCache = LruCache[CacheKey, Rendered]
+# Originals by their sha256: renders of one photo with new parameters skip the catalog.
+OriginalCache = LruCache[str, Original]
 
 
 class OperationsCache:

@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     processor_key: str = ""
     cache_max_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
     cache_max_items: int = Field(default=512, ge=0)
+    # Originals fetched for renders, by sha256; 0 bytes turns the cache off.
+    originals_max_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
+    originals_max_items: int = Field(default=128, ge=0)
     operations_ttl_s: float = Field(default=30.0, ge=0)
     pipeline_cache_items: int = Field(default=4096, ge=1)
     # The most one request holds of an original or a result; larger ones are refused (413).

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from gateway.allocator import release_large_buffers
-from gateway.cache import OperationsCache, ResultCache
+from gateway.cache import OperationsCache, OriginalCache, ResultCache
 from gateway.clients import CatalogClient, ProcessorClient
 from gateway.config import Settings, get_settings
 from gateway.errors import install_error_handlers
@@ -75,6 +75,10 @@ def create_app(
                 ),
                 results=ResultCache(
                     max_items=settings.cache_max_items, max_bytes=settings.cache_max_bytes
+                ),
+                originals=OriginalCache(
+                    max_items=settings.originals_max_items,
+                    max_bytes=settings.originals_max_bytes,
                 ),
                 operations=OperationsCache(ttl_s=settings.operations_ttl_s),
                 pipelines=CanonicalPipelines(

@@ -4,7 +4,9 @@
 the result cache and the ETags of processed images. A result is keyed by (image
 sha256, canonical pipeline, format): the processor names the canonical form
 (``GET /v1/pipeline``), so ``rotate`` and ``rotate:degrees=90`` share one entry and one
-ETag. Concurrent requests for the same missing result share one computation.
+ETag. Concurrent requests for the same missing result share one computation. Originals
+are kept too, by sha256: a person trying parameter after parameter on one photo costs
+the catalog one download, not one per try.
 """
 
 import asyncio
@@ -21,12 +23,13 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 from starlette.background import BackgroundTask
 
-from gateway.cache import CacheKey, OperationsCache, ResultCache
+from gateway.cache import CacheKey, OperationsCache, OriginalCache, ResultCache
 from gateway.clients import (
     CatalogClient,
     ImagePage,
     ImageRecord,
     OperationInfo,
+    Original,
     ProcessorClient,
     Rendered,
 )
@@ -138,6 +141,7 @@ class Renderer:
         processor: ProcessorClient,
         *,
         results: ResultCache,
+        originals: OriginalCache,
         operations: OperationsCache,
         pipelines: CanonicalPipelines,
         page_size: int,
@@ -148,6 +152,7 @@ class Renderer:
         self.catalog = catalog
         self.processor = processor
         self.results = results
+        self.originals = originals
         self._operations = operations
         self._pipelines = pipelines
         self.page_size = page_size
@@ -229,12 +234,20 @@ class Renderer:
         self, key: CacheKey, record: ImageRecord, pipeline: str, fmt: str, thumbnail: bool
     ) -> Rendered:
         async with self._thumbnails if thumbnail else self._renders:
-            original = await self.catalog.content(record.id)
+            original = await self._original(record)
             rendered = await self._processing(
                 self.processor.process(original, pipeline, fmt or None)
             )
         self.results.put(key, rendered)
         return rendered
+
+    async def _original(self, record: ImageRecord) -> Original:
+        """An image's original bytes, from the cache when a render of it fetched them lately."""
+        original = self.originals.get(record.sha256)
+        if original is None:
+            original = await self.catalog.content(record.id)
+            self.originals.put(record.sha256, original)
+        return original
 
     def _finished(self, key: CacheKey, task: asyncio.Task[Rendered]) -> None:
         self._in_flight.pop(key, None)
@@ -284,8 +297,8 @@ class Renderer:
         thumbnail: bool = False,
     ) -> Response:
         """An image processed by a pipeline, with an ETag of its canonical form."""
-        record = await self.image(image_id)
-        pipeline = await self.canonical(ops)
+        # Neither answer depends on the other, and each is a round trip to another process.
+        record, pipeline = await asyncio.gather(self.image(image_id), self.canonical(ops))
         etag = result_etag(record, pipeline, fmt)
         if etag_matches(etag, if_none_match):
             return not_modified(etag, RESULT_CACHE)
@@ -307,7 +320,7 @@ class Renderer:
         drawn = self.results.get(key)
         if drawn is None:
             async with self._renders:
-                original = await self.catalog.content(record.id)
+                original = await self._original(record)
                 counts = await self._processing(self.processor.histogram(original, pipeline))
             title = f"Histogram of {'the result of ' + pipeline if pipeline else 'the original'}"
             svg = histogram_svg(counts, title).encode()

@@ -217,16 +217,20 @@ def test_read_keys_guard_every_read(make_client: Any) -> None:
     )
 
 
-def test_health_stays_open(make_client: Any) -> None:
+OPEN = {"/healthz", "/readyz", "/metrics"}
+
+
+def test_health_readiness_and_metrics_stay_open(make_client: Any) -> None:
     client = make_client(api_keys=WRITE_KEY, read_keys=READ_KEY)
-    assert client.get("/healthz").status_code == 200
+    for path in sorted(OPEN):
+        assert client.get(path).status_code == 200, path
 
 
 def test_every_api_route_is_guarded(make_client: Any) -> None:
     """A route added without a guard fails here: with both kinds of keys, /v1 answers 401."""
     client = make_client(api_keys=WRITE_KEY, read_keys=READ_KEY)
     paths = client.get("/openapi.json").json()["paths"]
-    routes = [(m.upper(), p) for p, methods in paths.items() for m in methods if p != "/healthz"]
+    routes = [(m.upper(), p) for p, methods in paths.items() for m in methods if p not in OPEN]
     assert len(routes) == 7
     for method, route in routes:
         assert route.startswith("/v1/"), route

@@ -2,9 +2,9 @@
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from catalog.models import MAX_NAME_LENGTH
@@ -46,6 +46,13 @@ class Settings(BaseSettings):
         ge=0,
         description="Seconds between sweeps of unreferenced originals (the first at start); "
         "0 turns sweeping off.",
+    )
+
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        validation_alias=AliasChoices("log_format", "LOG_FORMAT"),
+        description="LOG_FORMAT (no prefix, shared by every service): text, or json for one "
+        "JSON object per log line.",
     )
 
     @field_validator("api_keys", "read_keys", mode="before")

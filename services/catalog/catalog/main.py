@@ -6,30 +6,23 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
+from prometheus_client import CollectorRegistry
 
 from catalog.access import Access
 from catalog.config import Settings, get_settings
 from catalog.errors import install_error_handlers
+from catalog.observability import (
+    HttpMetrics,
+    ObservedFastAPI,
+    configure_logging,
+    store_seconds,
+    timed_store,
+)
 from catalog.routes import router
 from catalog.store import ImageStore, open_store
 from catalog.sweeper import OrphanSweeper
 
 logger = logging.getLogger(__name__)
-
-
-def log_to_stderr() -> None:
-    """Send the catalog's log lines (sweep counts among them) to stderr, unless logging is set up.
-
-    uvicorn configures only its own loggers; without a handler, Python drops lines below
-    WARNING.
-    """
-    catalog = logging.getLogger("catalog")
-    if catalog.handlers or logging.getLogger().handlers:
-        return
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(levelname)-8s %(name)s: %(message)s"))
-    catalog.addHandler(handler)
-    catalog.setLevel(logging.INFO)
 
 
 def create_app(*, settings: Settings | None = None, store: ImageStore | None = None) -> FastAPI:
@@ -47,15 +40,15 @@ def create_app(*, settings: Settings | None = None, store: ImageStore | None = N
                 "delete images"
             )
         if store is not None:
-            app.state.store = store
+            app.state.store = timed_store(store, app.state.store_seconds)
             yield
             return
         opened = open_store(current.store, current.blobs)
-        app.state.store = opened
+        app.state.store = timed_store(opened, app.state.store_seconds)
         sweeper = None
         if current.sweep_interval_s > 0:
             sweeper = OrphanSweeper(
-                opened, grace_s=current.orphan_grace_s, interval_s=current.sweep_interval_s
+                app.state.store, grace_s=current.orphan_grace_s, interval_s=current.sweep_interval_s
             )
             sweeper.start()
         try:
@@ -66,14 +59,19 @@ def create_app(*, settings: Settings | None = None, store: ImageStore | None = N
                 await run_in_threadpool(sweeper.stop)
             opened.close()
 
-    log_to_stderr()
-    app = FastAPI(
+    settings = settings or get_settings()
+    configure_logging(settings.log_format)
+    app = ObservedFastAPI(
         title="Darkroom catalog",
         summary="Image metadata and originals, queryable by pixel dimensions.",
         version="0.1.0",
         lifespan=lifespan,
     )
-    app.state.settings = settings or get_settings()
+    app.state.settings = settings
+    registry = CollectorRegistry()
+    app.state.metrics_registry = registry
+    app.state.http_metrics = HttpMetrics(registry)
+    app.state.store_seconds = store_seconds(registry)
     app.state.access = Access.from_settings(app.state.settings)
     install_error_handlers(app)
     app.include_router(router)

@@ -1,18 +1,20 @@
-"""HTTP routes of the catalog: upload, query, count, fetch, delete, stats.
+"""HTTP routes of the catalog: upload, query, count, fetch, delete, stats, health, metrics.
 
 The routes sit on three routers, each with its guard declared once: ``health`` is always
 open, ``writes`` take a write key and ``reads`` a read key when keys are configured
 (``access.py``). ``router`` holds all three.
 """
 
+import asyncio
 from typing import Annotated, cast
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from catalog.access import read_access, write_access
 from catalog.config import Settings
-from catalog.errors import ImageNotFound, UnreadableImage
+from catalog.errors import DarkroomError, ImageNotFound, StoreUnavailable, UnreadableImage
 from catalog.ingest import ingest
 from catalog.models import (
     CatalogStats,
@@ -32,6 +34,8 @@ writes = APIRouter(dependencies=[Depends(write_access)])
 reads = APIRouter(dependencies=[Depends(read_access)])
 
 CONTENT_CACHE_CONTROL = "public, max-age=31536000, immutable"
+# How long readiness waits for the store: a probe must answer well within its own timeout.
+READY_TIMEOUT_S = 2.0
 
 
 def get_app_settings(request: Request) -> Settings:
@@ -64,6 +68,33 @@ ImageIdDep = Annotated[str, Depends(valid_image_id)]
 def healthz() -> dict[str, str]:
     """Liveness: the process answers."""
     return {"status": "ok", "service": "catalog"}
+
+
+# Probes for orchestrators and scrapers, not part of the documented API.
+@health.get("/readyz")
+async def readyz(store: StoreDep) -> dict[str, str]:
+    """Readiness: the store answers a one-record count within ``READY_TIMEOUT_S``."""
+    probe = run_in_threadpool(store.count, CountQuery(limit=1))
+    try:
+        await asyncio.wait_for(probe, READY_TIMEOUT_S)
+    except TimeoutError:
+        raise StoreUnavailable(
+            f"the metadata store did not answer within {READY_TIMEOUT_S:g} s"
+        ) from None
+    except DarkroomError as exc:
+        raise StoreUnavailable(f"the metadata store did not answer: {exc.message}") from exc
+    # Whatever a backend raises, readiness reports it rather than failing as a 500.
+    except Exception as exc:
+        detail = f"{type(exc).__name__}: {exc}"[:200]
+        raise StoreUnavailable(f"the metadata store did not answer: {detail}") from exc
+    return {"status": "ready"}
+
+
+@health.get("/metrics", response_class=Response)
+def metrics(request: Request) -> Response:
+    """Prometheus metrics: requests by route, their latency, and store call timings."""
+    registry: CollectorRegistry = request.app.state.metrics_registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
 @writes.post(

@@ -19,6 +19,7 @@ from gateway.errors import (
     ImageNotFound,
     ImageTooLarge,
 )
+from gateway.observability import REQUEST_ID_HEADER, request_id
 
 
 class ImageRecord(BaseModel):
@@ -136,9 +137,13 @@ class ServiceClient:
     async def open(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         """Send a request and return the successful response with its body still to stream.
 
-        The caller closes it (``aclose``). Failures raise as ``request`` says.
+        The request carries the id of the request being handled (``X-Request-ID``). The
+        caller closes the response (``aclose``). Failures raise as ``request`` says.
         """
         request = self.http.build_request(method, url, **kwargs)
+        current = request_id.get()
+        if current is not None:
+            request.headers[REQUEST_ID_HEADER] = current
         try:
             response = await self.http.send(request, stream=True)
         except httpx.TimeoutException as exc:

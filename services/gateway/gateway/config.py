@@ -1,8 +1,9 @@
 """Gateway settings, read from GATEWAY_* environment variables."""
 
 from functools import lru_cache
+from typing import Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -12,6 +13,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_")
 
     catalog_url: str = "http://127.0.0.1:8001"
+    # One or more processors, comma-separated; a name resolving to several addresses (a
+    # scaled compose service, a headless Kubernetes Service) counts each one.
     processor_url: str = "http://127.0.0.1:8002"
     # Metadata calls (records, pages, operation lists) answer in milliseconds; a backend
     # that takes longer is hung, and the page says so within this budget (a 504).
@@ -37,6 +40,10 @@ class Settings(BaseSettings):
     thumb_size: int = Field(default=320, ge=16, le=2048)
     page_size: int = Field(default=24, ge=1, le=200)
     retry_after_s: int = Field(default=5, ge=1)
+    # LOG_FORMAT, shared by every service: "json" writes one JSON object per log line.
+    log_format: Literal["text", "json"] = Field(
+        default="text", validation_alias=AliasChoices("log_format", "LOG_FORMAT")
+    )
 
 
 @lru_cache

@@ -7,13 +7,16 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from prometheus_client import CollectorRegistry
 
 from gateway.allocator import release_large_buffers
 from gateway.cache import OperationsCache, OriginalCache, ResultCache
 from gateway.clients import CatalogClient, ProcessorClient
 from gateway.config import Settings, get_settings
 from gateway.errors import install_error_handlers
+from gateway.observability import CacheMetrics, HttpMetrics, ObservedFastAPI, configure_logging
 from gateway.rendering import CanonicalPipelines, Renderer
+from gateway.replicas import Replicas, processor_urls
 from gateway.routes import router, templates
 from gateway.security import SecurityHeaders
 from gateway.uploads import router as uploads_router
@@ -39,6 +42,10 @@ def create_app(
     """
     release_large_buffers()
     settings = settings or get_settings()
+    configure_logging(settings.log_format)
+    registry = CollectorRegistry()
+    cache_metrics = CacheMetrics(registry)
+    processors = processor_urls(settings.processor_url)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -54,9 +61,9 @@ def create_app(
                 headers=bearer(settings.catalog_key),
             ) as catalog_http,
             httpx.AsyncClient(
-                base_url=settings.processor_url,
+                base_url=processors[0],
                 timeout=timeout,
-                transport=processor_transport,
+                transport=processor_transport or Replicas(processors, httpx.AsyncHTTPTransport()),
                 headers=bearer(settings.processor_key),
             ) as processor_http,
         ):
@@ -87,11 +94,14 @@ def create_app(
                 page_size=settings.page_size,
                 thumb_size=settings.thumb_size,
                 max_renders=settings.max_renders,
+                observe_cache=cache_metrics.observe,
             )
             yield
 
-    app = FastAPI(title="Darkroom gateway", lifespan=lifespan)
+    app = ObservedFastAPI(title="Darkroom gateway", lifespan=lifespan)
     app.state.settings = settings
+    app.state.metrics_registry = registry
+    app.state.http_metrics = HttpMetrics(registry)
     app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     app.include_router(router)

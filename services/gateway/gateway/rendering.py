@@ -14,7 +14,7 @@ import hashlib
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from pathlib import Path, PurePath
 from typing import TypeVar
 from urllib.parse import quote
@@ -37,6 +37,8 @@ from gateway.errors import BackendUnavailable, ProcessingUnavailable
 from gateway.histogram import histogram_svg
 
 T = TypeVar("T")
+# Told of each cache lookup: the cache ("result" or "original") and whether it hit.
+CacheObserver = Callable[[str, bool], None]
 
 ORIGINAL_CACHE = "public, max-age=31536000, immutable"
 # Results depend on the processor's version as well as on the image, so they are revalidated.
@@ -132,6 +134,10 @@ class CanonicalPipelines:
         return canonical
 
 
+def _unobserved(_cache: str, _hit: bool) -> None:
+    """The default cache observer: counts nothing."""
+
+
 class Renderer:
     """The gateway's one way to the backends: records, originals, results, ETags."""
 
@@ -148,6 +154,7 @@ class Renderer:
         thumb_size: int,
         max_renders: int = 8,
         health_ttl_s: float = 2.0,
+        observe_cache: CacheObserver = _unobserved,
     ) -> None:
         self.catalog = catalog
         self.processor = processor
@@ -165,6 +172,7 @@ class Renderer:
         self._thumbnails = asyncio.Semaphore(max_renders)
         self._health_ttl_s = health_ttl_s
         self._health: tuple[float, ProcessingUnavailable | None] = (float("-inf"), None)
+        self._observe_cache = observe_cache
 
     async def page(self, filters: list[tuple[str, str]], cursor: str | None) -> ImagePage:
         """One page of the catalog's images for these filters and sort, from ``cursor``."""
@@ -220,6 +228,7 @@ class Renderer:
         pipeline = await self.canonical(ops)
         key = (record.sha256, pipeline, fmt)
         cached = self.results.get(key)
+        self._observe_cache("result", cached is not None)
         if cached is not None:
             return cached
         task = self._in_flight.get(key)
@@ -244,6 +253,7 @@ class Renderer:
     async def _original(self, record: ImageRecord) -> Original:
         """An image's original bytes, from the cache when a render of it fetched them lately."""
         original = self.originals.get(record.sha256)
+        self._observe_cache("original", original is not None)
         if original is None:
             original = await self.catalog.content(record.id)
             self.originals.put(record.sha256, original)
@@ -318,6 +328,7 @@ class Renderer:
             return not_modified(etag, RESULT_CACHE)
         key = (record.sha256, pipeline, HISTOGRAM)
         drawn = self.results.get(key)
+        self._observe_cache("result", drawn is not None)
         if drawn is None:
             async with self._renders:
                 original = await self._original(record)

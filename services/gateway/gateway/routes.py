@@ -9,11 +9,12 @@ from typing import Annotated, Literal, get_args
 from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Depends, Header, Query, Request
-from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import BaseModel, BeforeValidator, Field
 
-from gateway.clients import ImagePage, ImageRecord, Rendered
+from gateway.clients import ImagePage, ImageRecord, Rendered, ServiceClient
 from gateway.config import Settings
 from gateway.errors import BackendRejected, DarkroomError, InvalidInput, ProcessingUnavailable
 from gateway.forms import (
@@ -215,6 +216,47 @@ templates.env.globals["gallery_url"] = gallery_url
 async def healthz() -> dict[str, str]:
     """Liveness: the gateway answers (backends are reported by the pages themselves)."""
     return {"status": "ok", "service": "gateway"}
+
+
+# A readiness probe answers within its own timeout, whatever the backends do.
+READY_TIMEOUT_S = 2.0
+
+
+async def unready_dependencies(catalog: ServiceClient, processor: ServiceClient) -> dict[str, str]:
+    """Why each backend is not ready (catalog /readyz, processor /healthz); {} when both are."""
+    checks = {
+        "catalog": catalog.request("GET", "/readyz", timeout=READY_TIMEOUT_S),
+        "processor": processor.request("GET", "/healthz", timeout=READY_TIMEOUT_S),
+    }
+    answers = await asyncio.gather(*checks.values(), return_exceptions=True)
+    problems = {}
+    for name, answer in zip(checks, answers, strict=True):
+        if isinstance(answer, DarkroomError):
+            problems[name] = answer.message
+        elif isinstance(answer, BaseException):
+            problems[name] = f"the {name} check failed: {type(answer).__name__}"
+    return problems
+
+
+@router.get("/readyz", include_in_schema=False)
+async def readyz(renderer: RendererDep) -> JSONResponse:
+    """Readiness: 200 when the catalog is ready and the processor answers, else 503 naming which."""
+    problems = await unready_dependencies(renderer.catalog, renderer.processor)
+    if not problems:
+        return JSONResponse({"status": "ready"})
+    message = " ".join(f"{name}: {problem}" for name, problem in problems.items())
+    return JSONResponse(
+        {"error": {"code": "dependency_unavailable", "message": message}},
+        status_code=503,
+        headers={"Retry-After": str(renderer.catalog.retry_after)},
+    )
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics: requests by route and their latency, cache hits and misses."""
+    registry: CollectorRegistry = request.app.state.metrics_registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/favicon.ico", include_in_schema=False)

@@ -2,9 +2,9 @@
 
 import os
 from functools import lru_cache
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Comma-separated in the environment ("k1, k2"); SecretStr keeps them out of reprs and logs.
@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     signing_keys: Keys = ()
     # The furthest ahead a signed URL's expires may be, so a leaked link dies on its own.
     signature_max_age_s: int = Field(default=86_400, ge=1)
+    # LOG_FORMAT, shared by every service: "json" writes one JSON object per log line.
+    log_format: Literal["text", "json"] = Field(
+        default="text", validation_alias=AliasChoices("log_format", "LOG_FORMAT")
+    )
 
     @field_validator("api_keys", "signing_keys", mode="before")
     @classmethod

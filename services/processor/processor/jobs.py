@@ -229,6 +229,11 @@ class Job:
     metadata: MetadataPolicy = "strip"
     colour: ColourPolicy = "srgb"
 
+    @property
+    def operation_names(self) -> frozenset[str]:
+        """The names of the pipeline's operations, as its timings name them."""
+        return frozenset(step.operation.name for step in self.pipeline.steps)
+
     def processed(self, timings: dict[str, float]) -> np.ndarray:
         """Decode and run the pipeline, adding the seconds of each stage to ``timings``."""
         started = time.perf_counter()
@@ -458,13 +463,13 @@ class JobSlots:
     async def run(self, job: Job) -> JobResult:
         """Run a planned job (``plan``) on its lane's threads once the lane has a free slot."""
         result = await self.in_lane(job, job.run)
-        self.metrics.observe_stages(result.timings)
+        self.metrics.observe_stages(result.timings, job.operation_names)
         return result
 
     async def histogram(self, job: Job) -> HistogramResult:
         """Count the levels of a planned job's result in a slot of the job's lane."""
         result = await self.in_lane(job, job.histogram)
-        self.metrics.observe_stages(result.timings)
+        self.metrics.observe_stages(result.timings, job.operation_names)
         return result
 
     async def plan(

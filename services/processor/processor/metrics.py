@@ -1,11 +1,20 @@
-"""A few Prometheus metrics, rendered in the text exposition format."""
+"""The processor's job metrics: lanes, job durations, time per stage and per operation.
 
-from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+Each ``Metrics`` has a registry of its own (tests build many applications in one
+process); ``observability.HttpMetrics`` adds the request counts to the same registry,
+and ``/metrics`` renders it.
+"""
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Histogram, Summary, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 PREFIX = "darkroom_processor"
+# Operations take from a fraction of a millisecond (a flip) to seconds (a large median).
+OPERATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
 @dataclass
@@ -18,108 +27,82 @@ class LaneStats:
     finished: int = 0
 
 
-@dataclass
 class Metrics:
-    """Request counts, jobs per lane, job durations and time per stage, of one process."""
+    """Jobs per lane, job durations, time per stage and per operation, of one application."""
 
-    requests: Counter[tuple[str, int]] = field(default_factory=Counter)
-    lanes: dict[str, LaneStats] = field(default_factory=dict)
-    job_seconds_sum: float = 0.0
-    job_seconds_count: int = 0
-    stage_seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
-    stage_count: Counter[str] = field(default_factory=Counter)
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.lanes: dict[str, LaneStats] = {}
+        self.job_seconds = Summary(
+            f"{PREFIX}_job_seconds",
+            "Time spent decoding, processing and encoding.",
+            registry=self.registry,
+        )
+        self.stage_seconds = Summary(
+            f"{PREFIX}_stage_seconds",
+            "Time per job stage: decode, each operation, encode.",
+            ["stage"],
+            registry=self.registry,
+        )
+        self.operation_seconds = Histogram(
+            f"{PREFIX}_operation_seconds",
+            "Time one job spent in an operation (the sum when a pipeline repeats it).",
+            ["operation"],
+            buckets=OPERATION_BUCKETS,
+            registry=self.registry,
+        )
+        self.registry.register(_LaneCollector(self))
 
     @property
     def jobs_in_flight(self) -> int:
         """Jobs holding a slot now, over every lane."""
         return sum(lane.running for lane in self.lanes.values())
 
-    def observe_request(self, route: str, status: int) -> None:
-        """Count one finished request."""
-        self.requests[(route, status)] += 1
-
     def observe_job(self, seconds: float) -> None:
         """Record the duration of one finished job."""
-        self.job_seconds_sum += seconds
-        self.job_seconds_count += 1
+        self.job_seconds.observe(seconds)
 
-    def observe_stages(self, timings: dict[str, float]) -> None:
-        """Record the seconds one job spent decoding, in each operation and encoding."""
+    def observe_stages(self, timings: dict[str, float], operations: Collection[str] = ()) -> None:
+        """Record the seconds one job spent decoding, in each operation and encoding.
+
+        ``operations`` names the timings that are operations of the pipeline (the others
+        are stages such as decode and encode); each also goes to the operation histogram.
+        """
         for stage, seconds in timings.items():
-            self.stage_seconds[stage] += seconds
-            self.stage_count[stage] += 1
+            self.stage_seconds.labels(stage).observe(seconds)
+            if stage in operations:
+                self.operation_seconds.labels(stage).observe(seconds)
 
-    def render(self) -> str:
-        """Return the metrics in the Prometheus text format."""
-        lines = [
-            f"# HELP {PREFIX}_requests_total HTTP requests by route template and status.",
-            f"# TYPE {PREFIX}_requests_total counter",
-        ]
-        for (route, status), count in sorted(self.requests.items()):
-            lines.append(f'{PREFIX}_requests_total{{route="{route}",status="{status}"}} {count}')
-        lines += [
-            f"# HELP {PREFIX}_jobs_in_flight Image jobs running now.",
-            f"# TYPE {PREFIX}_jobs_in_flight gauge",
-            f"{PREFIX}_jobs_in_flight {self.jobs_in_flight}",
-        ]
-        lines += self._render_lanes()
-        lines += [
-            f"# HELP {PREFIX}_job_seconds Time spent decoding, processing and encoding.",
-            f"# TYPE {PREFIX}_job_seconds summary",
-            f"{PREFIX}_job_seconds_sum {self.job_seconds_sum}",
-            f"{PREFIX}_job_seconds_count {self.job_seconds_count}",
-            f"# HELP {PREFIX}_stage_seconds Time per job stage: decode, each operation, encode.",
-            f"# TYPE {PREFIX}_stage_seconds summary",
-        ]
-        for stage in sorted(self.stage_count):
-            label = f'{{stage="{stage}"}}'
-            lines.append(f"{PREFIX}_stage_seconds_sum{label} {self.stage_seconds[stage]}")
-            lines.append(f"{PREFIX}_stage_seconds_count{label} {self.stage_count[stage]}")
-        return "\n".join(lines) + "\n"
-
-    def _render_lanes(self) -> list[str]:
-        """The per-lane gauges and counter, one sample per lane."""
-        series = [
-            ("lane_jobs_waiting", "gauge", "Image jobs waiting for a slot, by lane.", "waiting"),
-            ("lane_jobs_in_flight", "gauge", "Image jobs running now, by lane.", "running"),
-            ("lane_jobs_total", "counter", "Image jobs finished, by lane.", "finished"),
-        ]
-        lines = []
-        for name, kind, text, attribute in series:
-            lines += [f"# HELP {PREFIX}_{name} {text}", f"# TYPE {PREFIX}_{name} {kind}"]
-            for lane, stats in sorted(self.lanes.items()):
-                lines.append(f'{PREFIX}_{name}{{lane="{lane}"}} {getattr(stats, attribute)}')
-        return lines
+    def render(self) -> bytes:
+        """Return every metric of the registry in the Prometheus text format."""
+        return generate_latest(self.registry)
 
 
-class RequestMetrics:
-    """Plain ASGI middleware counting finished HTTP requests by route template and status.
+class _LaneCollector(Collector):
+    """Reads the lanes' counts at scrape time, so the lanes keep plain integers."""
 
-    Starlette's ``BaseHTTPMiddleware`` (``@app.middleware("http")``) would do the
-    same through a task and a memory stream per request; this only watches the
-    response start go by.
-    """
-
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
+    def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Pass the request on, noting the status of the response."""
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        status = 500
-
-        async def watch(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, watch)
-        finally:
-            # The router writes the matched route into this same scope dict.
-            route = str(getattr(scope.get("route"), "path", "unmatched"))
-            self.metrics.observe_request(route, status)
+    def collect(self) -> Iterator[Metric]:
+        """The jobs in flight, and per lane the jobs waiting, running and finished."""
+        lanes = sorted(self.metrics.lanes.items())
+        yield GaugeMetricFamily(
+            f"{PREFIX}_jobs_in_flight", "Image jobs running now.", self.metrics.jobs_in_flight
+        )
+        waiting = GaugeMetricFamily(
+            f"{PREFIX}_lane_jobs_waiting",
+            "Image jobs waiting for a slot, by lane.",
+            labels=["lane"],
+        )
+        running = GaugeMetricFamily(
+            f"{PREFIX}_lane_jobs_in_flight", "Image jobs running now, by lane.", labels=["lane"]
+        )
+        finished = CounterMetricFamily(
+            f"{PREFIX}_lane_jobs", "Image jobs finished, by lane.", labels=["lane"]
+        )
+        for name, stats in lanes:
+            waiting.add_metric([name], stats.waiting)
+            running.add_metric([name], stats.running)
+            finished.add_metric([name], stats.finished)
+        yield from (waiting, running, finished)

@@ -5,8 +5,9 @@ from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response, Security
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityScopes
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
 from processor.auth import Grant, admit
@@ -78,11 +79,29 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok", "service": "processor"}
 
 
-@router.get("/metrics", response_class=PlainTextResponse)
-async def metrics(request: Request) -> PlainTextResponse:
-    """Expose Prometheus metrics."""
+@router.get("/readyz", responses={503: {"description": "The processor is shutting down."}})
+async def readyz(request: Request) -> JSONResponse:
+    """Readiness: 200 while the processor takes jobs, with each lane's slots; 503 otherwise."""
+    jobs: JobSlots | None = getattr(request.app.state, "jobs", None)
+    if jobs is None or not request.app.state.accepting_jobs:
+        error = {"code": "shutting_down", "message": "the processor is not taking jobs"}
+        return JSONResponse({"error": error}, status_code=503, headers={"Retry-After": "1"})
+    lanes = {
+        name: {
+            "slots": lane.stats.slots,
+            "running": lane.stats.running,
+            "waiting": lane.stats.waiting,
+        }
+        for name, lane in jobs.lanes.items()
+    }
+    return JSONResponse({"status": "ready", "lanes": lanes})
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(request: Request) -> Response:
+    """Expose Prometheus metrics (requests, lanes, jobs, stages and operations)."""
     state: Metrics = request.app.state.metrics
-    return PlainTextResponse(state.render(), media_type="text/plain; version=0.0.4")
+    return Response(state.render(), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/v1/operations")

@@ -5,7 +5,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-SERVICES := services/catalog services/processor services/gateway
+SERVICES := services/catalog services/processor services/gateway services/batch
 
 export HOST ?= 127.0.0.1
 export CATALOG_PORT ?= 8001
@@ -19,7 +19,8 @@ KEY_FILE := data/api-key
 # What docker compose gives the catalog and the gateway; holds a real key, never committed.
 DEPLOY_ENV := deploy/darkroom.env
 
-.PHONY: help install dev run import test lint docs check-browser clean deploy-env
+.PHONY: help install dev run import test lint docs check-browser check-docker docker-base \
+	docker-wheels docker-smoke clean deploy-env
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -27,7 +28,7 @@ help:  ## List the targets
 $(VENV)/.installed: $(SERVICES:%=%/pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e 'services/catalog[mongo]' -e services/processor -e services/gateway 'honcho>=2.0'
+	$(BIN)/python -m pip install --quiet -e 'services/catalog[mongo]' -e services/processor -e services/gateway -e services/batch 'honcho>=2.0'
 	touch $@
 
 $(VENV)/.dev-installed: $(VENV)/.installed requirements-dev.txt
@@ -64,8 +65,23 @@ docs: install  ## Regenerate docs/operations.md from the processor's registry
 check-browser:  ## Install Debian's chromium when it is missing
 	tools/ensure-chromium.sh
 
-test: dev check-browser lint  ## Install everything the tests need, then run every suite
+# Without an engine (not root, no apt) this says why and goes on: the docker tests then skip.
+check-docker:  ## Install Debian's docker.io, docker-compose and debootstrap when missing; start dockerd
+	tools/ensure-docker.sh || echo "The docker-marked tests will be skipped."
+
+docker-base:  ## Build the local base image darkroom-base:bookworm with debootstrap (kept once built)
+	tools/ensure-docker.sh
+	tools/docker-base.sh
+
+docker-wheels:  ## Fill services/*/wheels/ so the images build with pip --no-index
+	tools/docker-wheels.sh
+
+docker-smoke: dev  ## Build the base image, wheelhouse and images; run the stack and its smoke test
+	tools/ensure-docker.sh
+	$(BIN)/pytest -m docker -rs tests/docker
+
+test: dev check-browser check-docker lint  ## Install everything the tests need, then run every suite
 	$(BIN)/pytest
 
-clean:  ## Remove the venv and the embedded catalog data
-	rm -rf $(VENV) data
+clean:  ## Remove the venv, the embedded catalog data and the wheelhouse
+	rm -rf $(VENV) data deploy/.cache services/*/wheels

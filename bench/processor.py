@@ -1,4 +1,4 @@
-"""Processor benchmark: the library limit, Darkroom in-process, Darkroom over HTTP, thumbor.
+"""Processor benchmark: the library limit, Darkroom in-process and over HTTP, thumbor, sharp.
 
 Run from the repository root: ``.venv/bin/python bench/processor.py`` (a few minutes).
 
@@ -15,7 +15,14 @@ Run from the repository root: ``.venv/bin/python bench/processor.py`` (a few min
 - (d) thumbor 7.8.0 in its own venv under bench/.cache/, file loader over the
   same photos, on the operations it has, twice: (d) as shipped (progressive,
   Huffman-optimised JPEG) and (e) with ``PROGRESSIVE_JPEG = False`` (baseline,
-  still Huffman-optimised: thumbor always passes ``optimize=True``).
+  still Huffman-optimised: thumbor always passes ``optimize=True``);
+- (f) sharp 0.35.5 (libvips, from npm into bench/.cache/sharp/) behind
+  bench/peers/sharp_server.mjs, posted the same bytes as Darkroom right after (c) c=4 on
+  each row, on both photos and every operation; output baseline JPEG, not
+  Huffman-optimised, like Darkroom's; without node/npm or sharp the column says "—". It runs
+  cores + 1 requests side by side (libuv's pool, ``UV_THREADPOOL_SIZE``), each on one
+  libvips thread (``sharp.concurrency(1)``), as Darkroom runs cores + 1 single-threaded
+  jobs, with libvips' operation cache off.
 
 (a) and (b) run after ``tune_malloc()`` and with one OpenCV thread, the settings
 the service gives itself at start, so in-process and HTTP figures share
@@ -37,7 +44,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,6 +83,18 @@ THUMBOR = {
     "resize:width=960": "unsafe/960x0",
     "rotate:degrees=90": "unsafe/filters:rotate(90)",
 }
+# Darkroom pipeline -> the step bench/peers/sharp_server.mjs runs.
+SHARP = {
+    "grayscale": "grayscale",
+    "low_pass:sigma=3": "blur:sigma=3",
+    "rotate:degrees=30": "rotate:degrees=30",
+    "gradient_x": "sobel_x",
+    "resize:width=960": "resize:width=960",
+    "square_crop": "square_crop",
+    "rotate:degrees=90": "rotate:degrees=90",
+}
+SHARP_VERSION = "0.35.5"
+SHARP_SERVER = ROOT / "bench" / "peers" / "sharp_server.mjs"
 IN_PROCESS_RUNS = (40, 8.0)  # at most this many runs, or this many seconds
 HTTP_RUNS = {1: (40, 8.0), 4: (120, 12.0)}  # concurrency -> (requests, seconds)
 
@@ -308,6 +327,42 @@ def thumbor_venv() -> Path | None:
     return binary
 
 
+def sharp_modules() -> Path | None:
+    """Install (once) sharp into bench/.cache/sharp/ with npm; None, saying why, if that fails."""
+    prefix = CACHE / "sharp"
+    if (prefix / "node_modules" / "sharp" / "package.json").exists():
+        return prefix
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        print("sharp unavailable: node and npm are needed (node >= 20.9)")
+        return None
+    prefix.mkdir(parents=True, exist_ok=True)
+    command = [npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund"]
+    try:
+        subprocess.run(
+            [*command, "--loglevel=error", f"sharp@{SHARP_VERSION}"],
+            check=True,
+            timeout=600,
+            capture_output=True,
+        )
+        # Loads the native module and its libvips: a missing prebuilt binary fails here.
+        subprocess.run(
+            [node, "-e", "require(process.argv[1])", str(prefix / "node_modules" / "sharp")],
+            check=True,
+            timeout=60,
+            capture_output=True,
+        )
+    except subprocess.CalledProcessError as exc:
+        lines = exc.stderr.decode(errors="replace").splitlines()
+        said = [line for line in lines if line.strip() and "complete log" not in line]
+        print(f"sharp unavailable: {said[-1] if said else exc}")
+        return None
+    except (subprocess.SubprocessError, OSError) as exc:
+        print(f"sharp unavailable: {exc}")
+        return None
+    return prefix
+
+
 def thumbor_config(photos: Path, *, baseline: bool) -> Path:
     """Write a thumbor config: as shipped, or with baseline (not progressive) JPEG output."""
     name = "thumbor-baseline.conf" if baseline else "thumbor-defaults.conf"
@@ -375,7 +430,7 @@ def main() -> None:
         "warning",
         "--no-access-log",
     ]
-    with server(uvicorn, darkroom_port, "/healthz", service_env):
+    with server(uvicorn, darkroom_port, "/healthz", service_env), sharp_server() as sharp:
         for label, path in photos.items():
             data = path.read_bytes()
             width, height = Image.open(path).size
@@ -397,6 +452,11 @@ def main() -> None:
                         "c4": c4,
                     }
                 )
+                # Right after Darkroom's c=4, so both see the same machine.
+                step = SHARP.get(pipeline)
+                if sharp is not None and step is not None:
+                    peer = f"/process?ops={step}&quality={QUALITY}"
+                    rows[-1]["f4"] = load(sharp, "POST", peer, data, 4, *HTTP_RUNS[4])
                 print(f"  measured {label} {pipeline}", file=sys.stderr)
     thumbor = thumbor_venv()
     if thumbor is not None:
@@ -416,6 +476,32 @@ def main() -> None:
     (CACHE / "last-run.json").write_text(json.dumps(summary(rows), indent=1))
 
 
+@contextmanager
+def sharp_server() -> Iterator[int | None]:
+    """(f) sharp's server on a free port for the block; None, having said why, if it cannot run."""
+    modules = sharp_modules()
+    node = shutil.which("node")
+    if modules is None or node is None:
+        yield None
+        return
+    port = free_port()
+    env = {
+        # cores + 1 images at once, one libvips thread each: Darkroom's jobs and threads.
+        "UV_THREADPOOL_SIZE": str((os.cpu_count() or 2) + 1),
+        "SHARP_CONCURRENCY": "1",
+    }
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(
+                server([node, str(SHARP_SERVER), str(port), str(modules)], port, "/healthz", env)
+            )
+        except RuntimeError as exc:
+            print(f"sharp unavailable: {exc}")
+            yield None
+            return
+        yield port
+
+
 def summary(rows: list[dict[str, object]]) -> list[dict[str, object]]:
     out = []
     for row in rows:
@@ -424,7 +510,7 @@ def summary(rows: list[dict[str, object]]) -> list[dict[str, object]]:
             "pipeline": row["pipeline"],
             "quiet": row["quiet"],
         }
-        for key in ("a", "b", "c1", "c4", "d4", "d4_baseline"):
+        for key in ("a", "b", "c1", "c4", "d4", "d4_baseline", "f4"):
             timing = row.get(key)
             if isinstance(timing, Timing):
                 item[key] = {"p50": timing.p50, "p99": timing.p99, "rps": timing.rps}
@@ -437,7 +523,8 @@ def print_table(rows: list[dict[str, object]]) -> None:
         "| photo | pipeline | (a) limit ms p50 | (b) darkroom ms p50/p99 | b/a "
         "| (c) HTTP c=1 ms p50/p99 | (c) HTTP c=4 ms p50/p99 | c=4 req/s | 2-core limit req/s "
         "| c4/limit | (d) thumbor defaults c=4 req/s | c/d "
-        "| (e) thumbor baseline c=4 req/s | c/e |"
+        "| (e) thumbor baseline c=4 req/s | c/e "
+        "| (f) sharp c=4 ms p50/p99 | (f) sharp c=4 req/s | c/f |"
     )
     print()
     print(header)
@@ -454,12 +541,17 @@ def print_table(rows: list[dict[str, object]]) -> None:
                 thumbor += f" | {d4.rps:.1f} | {c4.rps / d4.rps:.1f}×"
             else:
                 thumbor += " | — | —"
+        f4 = row.get("f4")
+        if isinstance(f4, Timing):
+            sharp = f" | {f4.p50:.1f} / {f4.p99:.1f} | {f4.rps:.1f} | {c4.rps / f4.rps:.2f}×"
+        else:
+            sharp = " | — | — | —"
         busy = "" if row["quiet"] else " (busy)"
         print(
             f"| {row['photo']}{busy} | `{row['pipeline']}` | {a.p50:.1f} "
             f"| {b.p50:.1f} / {b.p99:.1f} | {b.p50 / a.p50:.2f} "
             f"| {c1.p50:.1f} / {c1.p99:.1f} | {c4.p50:.1f} / {c4.p99:.1f} | {c4.rps:.1f} "
-            f"| {two_core:.1f} | {c4.rps / two_core:.2f}{thumbor} |"
+            f"| {two_core:.1f} | {c4.rps / two_core:.2f}{thumbor}{sharp} |"
         )
 
 

@@ -231,7 +231,7 @@ def test_every_api_route_is_guarded(make_client: Any) -> None:
     client = make_client(api_keys=WRITE_KEY, read_keys=READ_KEY)
     paths = client.get("/openapi.json").json()["paths"]
     routes = [(m.upper(), p) for p, methods in paths.items() for m in methods if p not in OPEN]
-    assert len(routes) == 7
+    assert len(routes) == 10
     for method, route in routes:
         assert route.startswith("/v1/"), route
         path = route.replace("{image_id}", "0" * 20)

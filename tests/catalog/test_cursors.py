@@ -79,6 +79,7 @@ RECORDS = [
 def fresh_store(kind: str, root: Path) -> Iterator[ImageStore]:
     """An empty store of this kind, dropped afterwards."""
     if kind == "sqlite":
+        root.mkdir(parents=True, exist_ok=True)
         store: ImageStore = open_store(f"sqlite:///{root / 'catalog.db'}", root / "blobs")
     else:
         store = mongomock_store()[0]

@@ -42,8 +42,12 @@ class BlobStore:
         target = self.path(sha256)
         if target.is_file():
             return
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=TEMP_PREFIX)
+        try:
+            fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=TEMP_PREFIX)
+        except FileNotFoundError:
+            # Folders are made on first use only: a mkdir per upload costs more than it seems.
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=TEMP_PREFIX)
         try:
             with os.fdopen(fd, "wb") as temp:
                 temp.write(data)

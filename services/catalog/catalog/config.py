@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from catalog.models import MAX_NAME_LENGTH
+from catalog.models import DEFAULT_DUPLICATE_DISTANCE, MAX_NAME_LENGTH, MAX_SIMILAR_DISTANCE
 
 # Comma-separated in the environment ("k1, k2"); SecretStr keeps them out of reprs and logs.
 Keys = Annotated[tuple[SecretStr, ...], NoDecode]
@@ -41,11 +41,22 @@ class Settings(BaseSettings):
         description="Age below which an unreferenced original is kept: an upload may be "
         "about to reference it.",
     )
+    keep_gps: bool = Field(
+        False,
+        description="Keep photos' GPS coordinates; off: only whether a photo has them is kept.",
+    )
     sweep_interval_s: float = Field(
         600.0,
         ge=0,
         description="Seconds between sweeps of unreferenced originals (the first at start); "
         "0 turns sweeping off.",
+    )
+    duplicate_distance: int = Field(
+        DEFAULT_DUPLICATE_DISTANCE,
+        ge=0,
+        le=MAX_SIMILAR_DISTANCE,
+        description="Largest pHash Hamming distance at which two images are duplicates "
+        "(single-link groups, kept up to date as images are added and deleted).",
     )
 
     log_format: Literal["text", "json"] = Field(

@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"error: not a directory: {', '.join(missing)}", file=sys.stderr)
         return 2
-    store = open_store(args.store, args.blobs)
+    store = open_store(args.store, args.blobs, duplicate_distance=settings.duplicate_distance)
     try:
         counts = import_folders(store, args.dirs, settings)
     except StoreUnavailable as exc:

@@ -43,7 +43,9 @@ def create_app(*, settings: Settings | None = None, store: ImageStore | None = N
             app.state.store = timed_store(store, app.state.store_seconds)
             yield
             return
-        opened = open_store(current.store, current.blobs)
+        opened = open_store(
+            current.store, current.blobs, duplicate_distance=current.duplicate_distance
+        )
         app.state.store = timed_store(opened, app.state.store_seconds)
         sweeper = None
         if current.sweep_interval_s > 0:

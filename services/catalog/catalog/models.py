@@ -4,8 +4,9 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal, Self, get_args
 
 from pydantic import (
@@ -21,15 +22,25 @@ from pydantic import (
 
 ImageFormat = Literal["jpeg", "png", "webp", "gif", "tiff", "bmp", "avif", "heic"]
 Orientation = Literal["landscape", "portrait", "square"]
-SortField = Literal["width", "height", "pixels", "created", "name"]
+SortField = Literal["width", "height", "pixels", "created", "name", "taken"]
 SortKey = Literal[
     "width", "-width", "height", "-height", "pixels", "-pixels",
-    "created", "-created", "name", "-name",
+    "created", "-created", "name", "-name", "taken", "-taken",
+]  # fmt: skip
+# 12 hues 30 degrees apart from red at 0, then the low-chroma classes by lightness.
+ColourClass = Literal[
+    "red", "orange", "yellow", "lime", "green", "spring", "cyan", "azure", "blue", "violet",
+    "magenta", "rose", "grey", "black", "white",
 ]  # fmt: skip
 
 FORMATS: tuple[ImageFormat, ...] = get_args(ImageFormat)
 ORIENTATIONS: tuple[Orientation, ...] = get_args(Orientation)
 SORT_KEYS: tuple[SortKey, ...] = get_args(SortKey)
+COLOUR_CLASSES: tuple[ColourClass, ...] = get_args(ColourClass)
+# The wall-clock time a photo was taken, as stored for filters and sorting.
+TAKEN_PATTERN = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
+MAX_CAMERA_LENGTH = 200
+MAX_CAMERAS = 200
 
 ID_LENGTH = 20
 ID_PATTERN = re.compile(rf"[0-9a-f]{{{ID_LENGTH}}}")
@@ -66,6 +77,61 @@ def orientation_of(width: int, height: int) -> Orientation:
     return "square"
 
 
+class Location(BaseModel):
+    """Where a photo was taken, in decimal degrees (WGS 84, as EXIF GPS gives it)."""
+
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
+@dataclass(frozen=True, slots=True)
+class PhotoMeta:
+    """What EXIF and the reduced decode say about a photo; None where unknown."""
+
+    taken_at: str | None = None
+    camera_make: str | None = None
+    camera_model: str | None = None
+    lens: str | None = None
+    has_location: bool = False
+    location: Location | None = None
+    dominant_colour: str | None = None
+    colour: ColourClass | None = None
+    phash: str | None = None
+
+    @property
+    def camera(self) -> str | None:
+        """Make and model as one name, without repeating the make the model starts with."""
+        return camera_name(self.camera_make, self.camera_model)
+
+    def fields(self) -> dict[str, Any]:
+        """The record fields these values fill (camera derived, location as a model)."""
+        return {
+            "taken_at": self.taken_at,
+            "camera_make": self.camera_make,
+            "camera_model": self.camera_model,
+            "camera": self.camera,
+            "lens": self.lens,
+            "has_location": self.has_location,
+            "location": self.location,
+            "dominant_colour": self.dominant_colour,
+            "colour": self.colour,
+            "phash": self.phash,
+        }
+
+
+def camera_name(make: str | None, model: str | None) -> str | None:
+    """The camera's display name: "Canon EOS 5D Mark IV", "Apple iPhone 12 Pro"."""
+    if not model:
+        return make or None
+    if not make:
+        return model
+    # "NIKON CORPORATION" + "NIKON D750": the model already names the maker.
+    first = make.split()[0].casefold()
+    if model.casefold().startswith(first):
+        return model[:MAX_CAMERA_LENGTH]
+    return f"{make} {model}"[:MAX_CAMERA_LENGTH]
+
+
 @dataclass(frozen=True, slots=True)
 class ImageMeta:
     """What the header of an upload says, with width and height as a person sees the photo."""
@@ -77,6 +143,7 @@ class ImageMeta:
     height: int
     exif_orientation: int
     bytes: int
+    photo: PhotoMeta | None = None
 
 
 class ImagePublic(BaseModel):
@@ -95,6 +162,23 @@ class ImagePublic(BaseModel):
     bytes: int
     exif_orientation: int
     created: datetime
+    taken_at: str | None = Field(
+        None, description="When taken, local wall-clock time, with the UTC offset when known."
+    )
+    camera_make: str | None = None
+    camera_model: str | None = None
+    camera: str | None = Field(None, description="Make and model, the camera filter's value.")
+    lens: str | None = None
+    has_location: bool | None = Field(None, description="Whether EXIF GPS gives a position.")
+    location: Location | None = Field(None, description="Kept only with CATALOG_KEEP_GPS.")
+    dominant_colour: str | None = Field(None, description="#rrggbb")
+    colour: ColourClass | None = None
+    phash: str | None = Field(None, description="64-bit perceptual hash, 16 hex digits.")
+
+    @property
+    def taken(self) -> str | None:
+        """The wall-clock part of taken_at, YYYY-MM-DDTHH:MM:SS: what sort=taken orders by."""
+        return None if self.taken_at is None else self.taken_at[:19]
 
 
 class ImageRecord(ImagePublic):
@@ -117,6 +201,7 @@ class ImageRecord(ImagePublic):
             bytes=meta.bytes,
             exif_orientation=meta.exif_orientation,
             created=to_millis(created or datetime.now(UTC)),
+            **(meta.photo.fields() if meta.photo is not None else {}),
         )
 
 
@@ -129,7 +214,7 @@ def to_millis(moment: datetime) -> datetime:
 class CursorPosition:
     """Where a page ended: the last item's sort value and id."""
 
-    value: int | str | datetime
+    value: int | str | datetime | None
     id: str
 
 
@@ -161,7 +246,7 @@ def decode_cursor(cursor: str, sort: SortKey) -> CursorPosition:
     return position
 
 
-def _encode(sort: str, value: int | str | datetime, item_id: str) -> str:
+def _encode(sort: str, value: int | str | datetime | None, item_id: str) -> str:
     if isinstance(value, datetime):
         value = value.isoformat()
     raw = json.dumps([sort, value, item_id], separators=(",", ":"), ensure_ascii=False)
@@ -178,14 +263,30 @@ _RECORD_VALUES: dict[str, TypeAdapter[Any]] = {
 }
 
 
-def _cursor_value(field: str, value: object) -> int | str | datetime:
+def _cursor_value(field: str, value: object) -> int | str | datetime | None:
     if field == "created":
         return _cursor_created(value)
+    if field == "taken":
+        # None: the page ended among the undated images, which follow every dated one.
+        if value is None or (isinstance(value, str) and _is_taken(value)):
+            return value
+        raise ValueError("not a valid cursor")
     try:
         checked: int | str = _RECORD_VALUES[field].validate_python(value, strict=True)
     except ValidationError:
         raise ValueError("not a valid cursor") from None
     return checked
+
+
+def _is_taken(value: str) -> bool:
+    """Whether the text is a wall-clock time as records keep it: YYYY-MM-DDTHH:MM:SS."""
+    if TAKEN_PATTERN.fullmatch(value) is None:
+        return False
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _cursor_created(value: object) -> datetime:
@@ -227,6 +328,37 @@ class ImageFilters(BaseModel):
         max_length=MAX_NAME_LENGTH,
         description="Case-insensitive substring of the name.",
     )
+    taken_after: str | None = Field(
+        None, description="Taken at or after: YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS (wall clock)."
+    )
+    taken_before: str | None = Field(
+        None, description="Taken at or before: YYYY-MM-DD (the whole day) or YYYY-MM-DDTHH:MM:SS."
+    )
+    camera: str | None = Field(
+        None, min_length=1, max_length=MAX_CAMERA_LENGTH, description="Camera name, exactly."
+    )
+    colour: ColourClass | None = Field(None, description="Coarse colour class.")
+    has_location: bool | None = Field(None, description="Whether the photo has a GPS position.")
+
+    @field_validator("taken_after", "taken_before")
+    @classmethod
+    def _taken_is_a_time(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """Read a date or a date and time as the wall-clock bound it stands for."""
+        if value is None:
+            return None
+        try:
+            if len(value) == len("YYYY-MM-DD"):
+                day = date.fromisoformat(value)
+                moment = datetime.combine(
+                    day, time.max if info.field_name == "taken_before" else time.min
+                )
+            elif TAKEN_PATTERN.fullmatch(value):
+                moment = datetime.fromisoformat(value)
+            else:
+                raise ValueError
+        except ValueError:
+            raise ValueError("must be a date YYYY-MM-DD or a time YYYY-MM-DDTHH:MM:SS") from None
+        return moment.strftime("%Y-%m-%dT%H:%M:%S")
 
     @field_validator("name")
     @classmethod
@@ -243,6 +375,8 @@ class ImageFilters(BaseModel):
             low_value, high_value = getattr(self, low), getattr(self, high)
             if low_value is not None and high_value is not None and low_value > high_value:
                 raise ValueError(f"{low} must not exceed {high}")
+        if self.taken_after and self.taken_before and self.taken_after > self.taken_before:
+            raise ValueError("taken_after must not be later than taken_before")
         return self
 
     def bounds(self) -> dict[str, tuple[int | None, int | None]]:
@@ -343,6 +477,19 @@ class ImagePage(BaseModel):
     next_cursor: str | None = None
 
 
+class CameraCount(BaseModel):
+    """One camera and how many images it took."""
+
+    camera: str
+    count: int
+
+
+class CameraList(BaseModel):
+    """The cameras of the catalog, most used first."""
+
+    items: list[CameraCount]
+
+
 class CatalogStats(BaseModel):
     """Counts and dimension ranges over the whole catalog."""
 
@@ -353,3 +500,108 @@ class CatalogStats(BaseModel):
     max_width: int | None
     min_height: int | None
     max_height: int | None
+
+
+# Near-duplicates: pHashes within a Hamming distance (catalog/fingerprint.py).
+MAX_SIMILAR_DISTANCE = 12
+DEFAULT_DUPLICATE_DISTANCE = 6
+_GROUP_CURSOR = "duplicates"
+
+
+class SimilarQuery(BaseModel):
+    """How far to look for images like one image, and how many to return."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_distance: int = Field(
+        8, ge=0, le=MAX_SIMILAR_DISTANCE, description="Largest Hamming distance of the pHashes."
+    )
+    limit: int = Field(24, ge=1, le=100)
+
+
+class SimilarImage(BaseModel):
+    """An image and the Hamming distance of its pHash to the one searched from."""
+
+    image: ImagePublic
+    distance: int
+
+
+class SimilarPage(BaseModel):
+    """Images like one image, nearest first (then by id)."""
+
+    items: list[SimilarImage]
+
+
+class DuplicateQuery(BaseModel):
+    """One page of duplicate groups."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(20, ge=1, le=100)
+    cursor: str | None = Field(None, description="next_cursor of the previous page.")
+
+    @field_validator("cursor")
+    @classmethod
+    def _cursor_is_a_group(cls, cursor: str | None) -> str | None:
+        if cursor is not None:
+            decode_group_cursor(cursor)
+        return cursor
+
+
+class DuplicateGroup(BaseModel):
+    """Images whose pHashes chain within the duplicate distance; group is the first one's id."""
+
+    group: str
+    images: list[ImagePublic] = Field(description="Largest pixels first, then by id.")
+
+
+class DuplicatePage(BaseModel):
+    """One page of duplicate groups in group order; next_cursor is null on the last page."""
+
+    items: list[DuplicateGroup]
+    next_cursor: str | None = None
+
+
+def duplicate_page(
+    members: Mapping[str, Sequence[str]],
+    records: Mapping[str, ImageRecord],
+    next_group: str | None,
+) -> DuplicatePage:
+    """Groups of image ids as a page, largest image first; the cursor after ``next_group``."""
+    groups = [
+        DuplicateGroup(
+            group=group,
+            images=sorted(
+                (records[i] for i in ids if i in records), key=lambda r: (-r.pixels, r.id)
+            ),
+        )
+        for group, ids in members.items()
+    ]
+    next_cursor = None if next_group is None else encode_group_cursor(next_group)
+    return DuplicatePage(items=groups, next_cursor=next_cursor)
+
+
+def encode_group_cursor(group: str) -> str:
+    """An opaque, url-safe cursor that resumes after this duplicate group."""
+    raw = json.dumps([_GROUP_CURSOR, group], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_group_cursor(cursor: str) -> str:
+    """The group a cursor made by encode_group_cursor resumes after; ValueError otherwise."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        payload = json.loads(raw.decode())
+    except (ValueError, binascii.Error, RecursionError):
+        raise ValueError("not a valid cursor") from None
+    if (
+        not isinstance(payload, list)
+        or len(payload) != 2
+        or payload[0] != _GROUP_CURSOR
+        or not isinstance(payload[1], str)
+        or not is_image_id(payload[1])
+        or encode_group_cursor(payload[1]) != cursor
+    ):
+        raise ValueError("not a valid cursor")
+    group: str = payload[1]
+    return group

@@ -17,13 +17,19 @@ from catalog.config import Settings
 from catalog.errors import DarkroomError, ImageNotFound, StoreUnavailable, UnreadableImage
 from catalog.ingest import ingest
 from catalog.models import (
+    MAX_CAMERAS,
+    CameraList,
     CatalogStats,
     CountQuery,
+    DuplicatePage,
+    DuplicateQuery,
     ImageCount,
     ImagePage,
     ImagePublic,
     ImageQuery,
     ImageRecord,
+    SimilarPage,
+    SimilarQuery,
     is_image_id,
 )
 from catalog.store import ImageStore
@@ -138,6 +144,12 @@ def count_images(query: Annotated[CountQuery, Query()], store: StoreDep) -> Imag
     return store.count(query)
 
 
+@reads.get("/v1/cameras", response_model=CameraList)
+def cameras(store: StoreDep) -> CameraList:
+    """The cameras of the catalog with their image counts, most used first (at most 200)."""
+    return CameraList(items=store.cameras(MAX_CAMERAS))
+
+
 @reads.get("/v1/images/{image_id}", response_model=ImagePublic)
 def get_image(image_id: ImageIdDep, store: StoreDep) -> ImageRecord:
     """One image's metadata."""
@@ -180,6 +192,20 @@ def delete_image(image_id: ImageIdDep, store: StoreDep) -> Response:
 def stats(store: StoreDep) -> CatalogStats:
     """Counts by format and orientation, and the width and height ranges."""
     return store.stats()
+
+
+@reads.get("/v1/images/{image_id}/similar", response_model=SimilarPage)
+def similar_images(
+    image_id: ImageIdDep, query: Annotated[SimilarQuery, Query()], store: StoreDep
+) -> SimilarPage:
+    """Images whose perceptual hash is within max_distance bits of this one's, nearest first."""
+    return store.similar(image_id, query.max_distance, query.limit)
+
+
+@reads.get("/v1/duplicates", response_model=DuplicatePage)
+def duplicates(query: Annotated[DuplicateQuery, Query()], store: StoreDep) -> DuplicatePage:
+    """Groups of near-duplicate images, each largest first; follow next_cursor for the next."""
+    return store.duplicate_groups(query.limit, query.cursor)
 
 
 router = APIRouter()

@@ -1,19 +1,25 @@
 """The ImageStore protocol every catalog backend implements, and open_store(url)."""
 
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
 from catalog.blobs import BlobStore
 from catalog.models import (
+    DEFAULT_DUPLICATE_DISTANCE,
+    MAX_CAMERAS,
+    CameraCount,
     CatalogStats,
     CountQuery,
+    DuplicatePage,
     ImageCount,
     ImageMeta,
     ImagePage,
     ImageQuery,
     ImageRecord,
+    PhotoMeta,
+    SimilarPage,
 )
 
 __all__ = ["ImageStore", "open_store"]
@@ -63,16 +69,51 @@ class ImageStore(Protocol):
         """
         ...
 
+    def similar(self, image_id: str, max_distance: int, limit: int) -> SimilarPage:
+        """Up to limit images whose pHash is within max_distance of this image's.
+
+        Sorted by distance, then id, without the image itself; ImageNotFound for an unknown
+        id, no items for an image without a pHash. Found through the band index (multi-index
+        hashing), never a scan.
+        """
+        ...
+
+    def duplicate_groups(self, limit: int, cursor: str | None) -> DuplicatePage:
+        """One page of duplicate groups (single-link within the store's duplicate distance).
+
+        Groups are kept as images are added and deleted, named after their first image and
+        paged in the order of their names; each lists its images largest first.
+        """
+        ...
+
+    def cameras(self, limit: int = MAX_CAMERAS) -> list[CameraCount]:
+        """Up to limit cameras with images, most used first, then by name."""
+        ...
+
+    def lacking_photo(self, after: tuple[datetime, str] | None, limit: int) -> list[ImageRecord]:
+        """Up to limit records without PhotoMeta, in (created, id) order after that position.
+
+        A record lacks it when its colour is unknown: every image that decodes has one.
+        """
+        ...
+
+    def set_photo(self, image_id: str, photo: PhotoMeta) -> ImageRecord:
+        """Fill a record's PhotoMeta fields and index its pHash; ImageNotFound otherwise."""
+        ...
+
     def close(self) -> None:
         """Release connections and files."""
         ...
 
 
-def open_store(url: str, blobs: Path) -> ImageStore:
+def open_store(
+    url: str, blobs: Path, *, duplicate_distance: int = DEFAULT_DUPLICATE_DISTANCE
+) -> ImageStore:
     """Open the store named by the URL; blobs is where file-backed stores keep originals.
 
     sqlite:///relative.db, sqlite:////absolute.db, or mongodb://host:port/database (the
     database defaults to "darkroom"; originals then live in its GridFS, not under blobs).
+    duplicate_distance is the pHash distance within which added images join a group.
     """
     scheme, separator, rest = url.partition("://")
     if scheme == "sqlite" and separator:
@@ -81,7 +122,9 @@ def open_store(url: str, blobs: Path) -> ImageStore:
         if not rest.startswith("/") or rest == "/":
             raise ValueError("sqlite store URL must look like sqlite:///path/to/catalog.db")
         # sqlite:///data/x.db is relative to the working directory; sqlite:////abs/x.db absolute.
-        return SqliteImageStore(Path(rest[1:]), BlobStore(blobs))
+        return SqliteImageStore(
+            Path(rest[1:]), BlobStore(blobs), duplicate_distance=duplicate_distance
+        )
     if scheme in ("mongodb", "mongodb+srv") and separator:
         try:
             from catalog.store.mongo import MongoImageStore
@@ -89,7 +132,7 @@ def open_store(url: str, blobs: Path) -> ImageStore:
             raise ValueError(
                 "the mongodb:// store needs pymongo: pip install 'darkroom-catalog[mongo]'"
             ) from None
-        return MongoImageStore.from_url(url)
+        return MongoImageStore.from_url(url, duplicate_distance=duplicate_distance)
     # Never echo the URL: it may carry credentials.
     shown = scheme if separator else "(none)"
     raise ValueError(

@@ -3,10 +3,10 @@
 import sys
 import time
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
-from gateway.clients import OperationInfo, Original, ProcessorClient, Rendered
+from gateway.clients import CameraCount, OperationInfo, Original, ProcessorClient, Rendered
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -86,5 +86,26 @@ class OperationsCache:
         now = time.monotonic()
         if self._value is None or now - self._fetched_at > self.ttl_s:
             self._value = await processor.operations()
+            self._fetched_at = now
+        return self._value
+
+
+class CamerasCache:
+    """The catalog's list of cameras, refreshed after a time-to-live.
+
+    The gallery shows it on every visit, while it changes only as photos from a new camera
+    arrive: a short TTL saves the catalog a grouping query per page view.
+    """
+
+    def __init__(self, *, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self._value: list[CameraCount] | None = None
+        self._fetched_at = 0.0
+
+    async def get(self, fetch: Callable[[], Awaitable[list[CameraCount]]]) -> list[CameraCount]:
+        """Return the cached list, fetching it again once it is older than the TTL."""
+        now = time.monotonic()
+        if self._value is None or now - self._fetched_at > self.ttl_s:
+            self._value = await fetch()
             self._fetched_at = now
         return self._value

@@ -22,6 +22,13 @@ from gateway.errors import (
 from gateway.observability import REQUEST_ID_HEADER, request_id
 
 
+class Location(BaseModel):
+    """Where a photo was taken, in degrees (WGS 84)."""
+
+    lat: float
+    lon: float
+
+
 class ImageRecord(BaseModel):
     """An image's metadata as the catalog reports it."""
 
@@ -40,12 +47,59 @@ class ImageRecord(BaseModel):
     bytes: int
     exif_orientation: int
     created: datetime
+    # What the photo itself says (EXIF) and what it looks like; None when unknown.
+    taken_at: str | None = None
+    camera_make: str | None = None
+    camera_model: str | None = None
+    lens: str | None = None
+    camera: str | None = None
+    has_location: bool | None = None
+    location: Location | None = None
+    dominant_colour: str | None = None
+    colour: str | None = None
+    phash: str | None = None
 
 
 class ImagePage(BaseModel):
     """One page of catalog query results."""
 
     items: list[ImageRecord]
+    next_cursor: str | None = None
+
+
+class CameraCount(BaseModel):
+    """A camera's display name and how many of the catalog's images it took."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    camera: str
+    count: int
+
+
+class SimilarImage(BaseModel):
+    """An image that looks like another, and how far apart their perceptual hashes are."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    image: ImageRecord
+    distance: int
+
+
+class DuplicateGroup(BaseModel):
+    """Images whose perceptual hashes are near each other, the largest first."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    group: str
+    images: list[ImageRecord]
+
+
+class DuplicatePage(BaseModel):
+    """One page of groups of near-duplicate images."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    items: list[DuplicateGroup]
     next_cursor: str | None = None
 
 
@@ -250,6 +304,21 @@ class CatalogClient(ServiceClient):
         """Query images by the catalog's filters, sort and cursor."""
         response = await self.request("GET", "/v1/images", params=params)
         return ImagePage.model_validate(response.json())
+
+    async def cameras(self) -> list[CameraCount]:
+        """The cameras that took the catalog's images, the most used first."""
+        response = await self.request("GET", "/v1/cameras")
+        return [CameraCount.model_validate(item) for item in response.json()["items"]]
+
+    async def similar(self, image_id: str, *, limit: int) -> list[SimilarImage]:
+        """The images that look like this one, nearest first."""
+        response = await self.image_request("GET", image_id, "/similar", params={"limit": limit})
+        return [SimilarImage.model_validate(item) for item in response.json()["items"]]
+
+    async def duplicates(self, params: list[tuple[str, str]]) -> DuplicatePage:
+        """One page of groups of near-duplicate images."""
+        response = await self.request("GET", "/v1/duplicates", params=params)
+        return DuplicatePage.model_validate(response.json())
 
     async def image_request(
         self, method: str, image_id: str, suffix: str = "", *, stream: bool = False, **kwargs: Any

@@ -23,15 +23,18 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 from starlette.background import BackgroundTask
 
-from gateway.cache import CacheKey, OperationsCache, OriginalCache, ResultCache
+from gateway.cache import CacheKey, CamerasCache, OperationsCache, OriginalCache, ResultCache
 from gateway.clients import (
+    CameraCount,
     CatalogClient,
+    DuplicatePage,
     ImagePage,
     ImageRecord,
     OperationInfo,
     Original,
     ProcessorClient,
     Rendered,
+    SimilarImage,
 )
 from gateway.errors import BackendUnavailable, ProcessingUnavailable
 from gateway.histogram import histogram_svg
@@ -155,6 +158,7 @@ class Renderer:
         max_renders: int = 8,
         health_ttl_s: float = 2.0,
         observe_cache: CacheObserver = _unobserved,
+        cameras_ttl_s: float = 30.0,
     ) -> None:
         self.catalog = catalog
         self.processor = processor
@@ -173,6 +177,7 @@ class Renderer:
         self._health_ttl_s = health_ttl_s
         self._health: tuple[float, ProcessingUnavailable | None] = (float("-inf"), None)
         self._observe_cache = observe_cache
+        self._cameras = CamerasCache(ttl_s=cameras_ttl_s)
 
     async def page(self, filters: list[tuple[str, str]], cursor: str | None) -> ImagePage:
         """One page of the catalog's images for these filters and sort, from ``cursor``."""
@@ -189,6 +194,19 @@ class Renderer:
     async def image(self, image_id: str) -> ImageRecord:
         """One image's metadata."""
         return await self.catalog.get_image(image_id)
+
+    async def cameras(self) -> list[CameraCount]:
+        """The catalog's cameras, the most used first (cached for a short while)."""
+        return await self._cameras.get(self.catalog.cameras)
+
+    async def similar(self, image_id: str, *, limit: int) -> list[SimilarImage]:
+        """The images that look like this one, nearest first."""
+        return await self.catalog.similar(image_id, limit=limit)
+
+    async def duplicates(self, cursor: str | None, *, limit: int) -> DuplicatePage:
+        """One page of groups of near-duplicate images, from ``cursor``."""
+        params = [("limit", str(limit)), *([("cursor", cursor)] if cursor else [])]
+        return await self.catalog.duplicates(params)
 
     async def operations(self) -> list[OperationInfo]:
         """The processor's operations (cached for a short while)."""

@@ -1,12 +1,14 @@
 """Gateway pages and image routes."""
 
 import asyncio
+import re
 import shlex
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal, get_args
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
@@ -14,7 +16,16 @@ from fastapi.templating import Jinja2Templates
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import BaseModel, BeforeValidator, Field
 
-from gateway.clients import ImagePage, ImageRecord, Rendered, ServiceClient
+from gateway.clients import (
+    CameraCount,
+    DuplicateGroup,
+    DuplicatePage,
+    ImagePage,
+    ImageRecord,
+    Rendered,
+    ServiceClient,
+    SimilarImage,
+)
 from gateway.config import Settings
 from gateway.errors import BackendRejected, DarkroomError, InvalidInput, ProcessingUnavailable
 from gateway.forms import (
@@ -50,6 +61,8 @@ SORTS = {
     "pixels": "Fewest pixels first",
     "name": "Name A to Z",
     "-name": "Name Z to A",
+    "-taken": "Taken latest first",
+    "taken": "Taken earliest first",
 }
 
 
@@ -74,8 +87,27 @@ Dimension = Annotated[
 # The catalog's `format` and `orientation` values (test_gallery.py checks them against it).
 CatalogFormat = Literal["jpeg", "png", "webp", "gif", "tiff", "bmp", "avif", "heic"]
 Orientation = Literal["landscape", "portrait", "square"]
-# The catalog's longest name filter.
+# The catalog's colour classes: twelve hues 30° apart from red, then the colours without hue.
+Colour = Literal[
+    "red",
+    "orange",
+    "yellow",
+    "lime",
+    "green",
+    "spring",
+    "cyan",
+    "azure",
+    "blue",
+    "violet",
+    "magenta",
+    "rose",
+    "grey",
+    "black",
+    "white",
+]
+# The catalog's longest name filter, and a bound on a camera's name well above any real one.
 MAX_NAME_FILTER = 1000
+MAX_CAMERA_FILTER = 200
 # How an empty gallery names each active filter.
 FILTER_LABELS = {
     "min_width": "width at least {} px",
@@ -85,7 +117,16 @@ FILTER_LABELS = {
     "format": "format {}",
     "orientation": "orientation {}",
     "name": "name containing “{}”",
+    "taken_after": "taken on or after {}",
+    "taken_before": "taken on or before {}",
+    "camera": "camera {}",
+    "colour": "colour {}",
+    "has_location": "{}",
 }
+# How many look-alikes the image page shows.
+SIMILAR_LIMIT = 12
+# Groups of near-duplicates per page of /duplicates.
+DUPLICATE_GROUPS = 20
 
 
 class GalleryQuery(BaseModel):
@@ -100,6 +141,14 @@ class GalleryQuery(BaseModel):
     name: Annotated[
         Annotated[str, Field(max_length=MAX_NAME_FILTER)] | None, BeforeValidator(_blank_to_none)
     ] = None
+    taken_after: Annotated[date | None, BeforeValidator(_blank_to_none)] = None
+    taken_before: Annotated[date | None, BeforeValidator(_blank_to_none)] = None
+    camera: Annotated[
+        Annotated[str, Field(max_length=MAX_CAMERA_FILTER)] | None,
+        BeforeValidator(_blank_to_none),
+    ] = None
+    colour: Annotated[Colour | None, BeforeValidator(_blank_to_none)] = None
+    has_location: Annotated[bool | None, BeforeValidator(_blank_to_none)] = None
     sort: Literal[tuple(SORTS)] = "-created"  # type: ignore[valid-type]
     cursor: Annotated[str | None, BeforeValidator(_blank_to_none)] = None
 
@@ -108,7 +157,25 @@ class GalleryQuery(BaseModel):
         fields = self.model_dump(exclude={"cursor", "sort"}, exclude_none=True)
         if sort:
             fields["sort"] = self.sort
-        return [(key, str(value)) for key, value in fields.items()]
+        return [(key, query_text(value)) for key, value in fields.items()]
+
+
+def query_text(value: object) -> str:
+    """A filter's value as a URL carries it: dates in ISO 8601, flags as true/false."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def filter_label(key: str, value: str) -> str:
+    """How the empty gallery names an active filter."""
+    if key == "format":
+        value = value.upper()
+    elif key == "has_location":
+        value = "with a location" if value == "true" else "without a location"
+    return FILTER_LABELS[key].format(value)
 
 
 @dataclass(frozen=True)
@@ -148,13 +215,64 @@ async def loosenings(renderer: Renderer, query: GalleryQuery) -> list[Loosening]
     )
     found = [
         Loosening(
-            FILTER_LABELS[key].format(value.upper() if key == "format" else value),
+            filter_label(key, value),
             "/?" + urlencode([f for f in query.filters() if f[0] != key]),
             count,
         )
         for (key, value), count in zip(filters, counts, strict=True)
     ]
     return sorted(found, key=lambda item: reach(item.count), reverse=True)
+
+
+async def cameras_or_none(renderer: Renderer) -> list[CameraCount] | None:
+    """The catalog's cameras, or None when it cannot say: the gallery goes without the select."""
+    try:
+        return await renderer.cameras()
+    except (DarkroomError, ValueError, KeyError, TypeError):  # the latter: not a camera list
+        return None
+
+
+def camera_choices(cameras: list[CameraCount] | None, chosen: str | None) -> list[str] | None:
+    """The camera select's names: the catalog's, plus the chosen one when it is not among them."""
+    if cameras is None:
+        return None
+    names = [camera.camera for camera in cameras]
+    return [chosen, *names] if chosen and chosen not in names else names
+
+
+HEX_COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
+
+
+def swatch_uri(colour: str | None) -> str | None:
+    """A data: URI of a small square of ``colour`` (``#rrggbb``), or None for anything else.
+
+    An image rather than an inline style, which the page's Content-Security-Policy forbids.
+    """
+    if colour is None or not HEX_COLOUR.fullmatch(colour):
+        return None
+    svg = (
+        "<svg xmlns='http://www.w3.org/2000/svg' width='16' height='16'>"
+        f"<rect width='16' height='16' fill='{colour.lower()}'/></svg>"
+    )
+    return "data:image/svg+xml," + quote(svg)
+
+
+def taken_text(taken_at: str) -> str:
+    """A date taken as stored, easier to read: the date, the time, then the offset if any."""
+    day, _, rest = taken_at.partition("T")
+    match = re.fullmatch(r"(\d\d:\d\d:\d\d)(.*)", rest)
+    if not match:
+        return taken_at
+    clock, offset = match.groups()
+    if offset in ("Z", "+00:00"):
+        offset = "UTC"
+    elif offset:
+        offset = f"UTC{offset}"
+    return " ".join(part for part in (day, clock, offset) if part)
+
+
+templates.env.globals["swatch_uri"] = swatch_uri
+templates.env.filters["taken_text"] = taken_text
 
 
 def reach(count: ImageCount | None) -> tuple[bool, int]:
@@ -275,6 +393,7 @@ async def gallery(
     error: BackendRejected | None = None
     # The count is asked for alongside the page; a catalog that cannot count costs only it.
     counting = asyncio.ensure_future(count_or_none(renderer, query.filters(sort=False)))
+    listing_cameras = asyncio.ensure_future(cameras_or_none(renderer))
     try:
         page = await renderer.page(query.filters(), query.cursor)
     except BackendRejected as exc:
@@ -282,7 +401,9 @@ async def gallery(
         page, error = ImagePage(items=[]), exc
     except BaseException:
         counting.cancel()
+        listing_cameras.cancel()
         raise
+    cameras = await listing_cameras
     count: ImageCount | None = None
     if error is None:
         count = await counting
@@ -303,6 +424,8 @@ async def gallery(
             "sorts": SORTS,
             "formats": get_args(CatalogFormat),
             "orientations": get_args(Orientation),
+            "colours": get_args(Colour),
+            "cameras": camera_choices(cameras, query.camera),
             "max_name": MAX_NAME_FILTER,
             "count": count_text(count) if count else None,
             "loosen": loosen,
@@ -369,6 +492,14 @@ def page_url(record: ImageRecord, ops: str, fmt: str) -> str:
     return f"/images/{record.id}?" + urlencode({"ops": ops, **({"format": fmt} if fmt else {})})
 
 
+async def similar_or_none(renderer: Renderer, image_id: str) -> list[SimilarImage]:
+    """The images that look like this one; none when the catalog cannot say."""
+    try:
+        return await renderer.similar(image_id, limit=SIMILAR_LIMIT)
+    except (DarkroomError, ValueError, KeyError, TypeError):  # the latter: not a list of them
+        return []
+
+
 @router.get("/images/{image_id}", name="image_page")
 async def image_page(
     request: Request,
@@ -383,7 +514,9 @@ async def image_page(
     record = await renderer.image(image_id)
     ops = ops.strip()
     # The operation list is cached for a while, so ask whether the processor answers now.
-    outage = await renderer.processing_outage()
+    outage, similar = await asyncio.gather(
+        renderer.processing_outage(), similar_or_none(renderer, record.id)
+    )
     operations = []
     if outage is None:
         try:
@@ -500,6 +633,7 @@ async def image_page(
             "preview_url": f"/images/{record.id}/preview",
             "preview_width": PREVIEW_WIDTH,
             "histogram_url": histogram,
+            "similar": similar,
             "error": error,
             "outage": outage,
         },
@@ -604,3 +738,42 @@ async def histogram(
 ) -> Response:
     """An SVG histogram of each channel's levels in the pipeline's result (or the original)."""
     return await picture_or_page(request, renderer.histogram(image_id, ops.strip(), if_none_match))
+
+
+@dataclass(frozen=True)
+class DuplicateMember:
+    """One image of a group of near-duplicates, and whether it is the group's largest."""
+
+    image: ImageRecord
+    largest: bool
+
+
+def members(group: DuplicateGroup) -> list[DuplicateMember]:
+    """A group's images in the catalog's order, the one with most pixels (then bytes) marked."""
+    if not group.images:
+        return []
+    best = max(group.images, key=lambda image: (image.pixels, image.bytes))
+    return [DuplicateMember(image, image is best) for image in group.images]
+
+
+@router.get("/duplicates", name="duplicates")
+async def duplicates(
+    request: Request,
+    renderer: RendererDep,
+    cursor: Annotated[str | None, Query(description="Where the page starts.")] = None,
+) -> Response:
+    """Groups of images that look alike, side by side, the largest of each marked."""
+    page: DuplicatePage = await renderer.duplicates(cursor or None, limit=DUPLICATE_GROUPS)
+    next_url = None
+    if page.next_cursor:
+        next_url = "/duplicates?" + urlencode({"cursor": page.next_cursor})
+    return templates.TemplateResponse(
+        request,
+        "duplicates.html",
+        {
+            "groups": [(group, members(group)) for group in page.items],
+            "next_url": next_url,
+            "first_url": "/duplicates" if cursor else None,
+            "cursor": cursor,
+        },
+    )

@@ -345,18 +345,26 @@ async def upload(request: Request, renderer: RendererDep) -> Response:
     return upload_page(request, outcomes, page_error(outcomes), report_status(outcomes))
 
 
+# Pages a deletion can return to, other than the gallery.
+DeleteBack = Literal["duplicates"]
+
+
 @router.get("/images/{image_id}/delete", name="confirm_delete")
-async def confirm_delete(request: Request, image_id: str, renderer: RendererDep) -> Response:
+async def confirm_delete(
+    request: Request, image_id: str, renderer: RendererDep, back: DeleteBack | None = None
+) -> Response:
     """Ask before deleting: the image's name and thumbnail, a Delete button and a way back."""
     record = await renderer.image(image_id)
     return templates.TemplateResponse(
-        request, "confirm_delete.html", {"image": record, "error": None}
+        request, "confirm_delete.html", {"image": record, "error": None, "back": back}
     )
 
 
 @router.post("/images/{image_id}/delete", name="delete_image")
-async def delete_image(request: Request, image_id: str, renderer: RendererDep) -> Response:
-    """Delete the image through the catalog, then back to the gallery, which says so."""
+async def delete_image(
+    request: Request, image_id: str, renderer: RendererDep, back: DeleteBack | None = None
+) -> Response:
+    """Delete the image through the catalog, then back to the gallery (or ``back``) saying so."""
     record = await renderer.image(image_id)
     try:
         await renderer.catalog.delete(record.id)
@@ -365,11 +373,11 @@ async def delete_image(request: Request, image_id: str, renderer: RendererDep) -
         return templates.TemplateResponse(
             request,
             "confirm_delete.html",
-            {"image": record, "error": error},
+            {"image": record, "error": error, "back": back},
             status_code=error.status,
             headers=error.headers(),
         )
-    target = gallery_url(request)
+    target = f"/{back}" if back else gallery_url(request)
     separator = "&" if "?" in target else "?"
     return RedirectResponse(
         f"{target}{separator}{urlencode({'deleted': record.name})}", status_code=303

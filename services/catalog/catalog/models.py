@@ -426,6 +426,17 @@ class ImageQuery(ImageFilters):
         """The position this page starts after, decoded from the cursor."""
         return None if self.cursor is None else decode_cursor(self.cursor, self.sort)
 
+    @property
+    def undated_follow(self) -> bool:
+        """Whether undated images may follow this page's dated ones (sort=taken, no date filter)."""
+        after = self.after()
+        return (
+            self.sort_field == "taken"
+            and self.taken_after is None
+            and self.taken_before is None
+            and (after is None or after.value is not None)
+        )
+
 
 def _ceil_div(a: int | None, b: int | None) -> int | None:
     return None if a is None or b is None else -(-a // b)

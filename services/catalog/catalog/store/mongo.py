@@ -231,7 +231,7 @@ class MongoImageStore:
         self._ensure_indexes()
         with self._available():
             documents = list(self.page_cursor(query))
-            if len(documents) <= query.limit and _undated_follow(query):
+            if len(documents) <= query.limit and query.undated_follow:
                 more = query.limit + 1 - len(documents)
                 documents += list(self.undated_cursor(query, more))
         items: list[ImagePublic] = [_record(d) for d in documents[: query.limit]]
@@ -632,17 +632,6 @@ def _record(document: Document) -> ImageRecord:
     if isinstance(created, datetime):
         fields["created"] = _utc(created)
     return ImageRecord.model_validate(fields)
-
-
-def _undated_follow(query: ImageQuery) -> bool:
-    """Whether undated images may follow this page's dated ones (sort=taken, no date filter)."""
-    after = query.after()
-    return (
-        query.sort_field == "taken"
-        and query.taken_after is None
-        and query.taken_before is None
-        and (after is None or after.value is not None)
-    )
 
 
 def _filter(query: ImageQuery) -> Document:

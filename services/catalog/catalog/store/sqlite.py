@@ -353,7 +353,7 @@ class SqliteImageStore:
             # Order and filter inside the sort's index first, then read the page's rows:
             # a WITHOUT ROWID table would otherwise be searched for every row skipped.
             ids = [row["id"] for row in connection.execute(sql, params)]
-            if len(ids) <= query.limit and _undated_follow(query):
+            if len(ids) <= query.limit and query.undated_follow:
                 sql, params = undated_sql(query, query.limit + 1 - len(ids))
                 ids += [row["id"] for row in connection.execute(sql, params)]
             page_ids = ids[: query.limit]
@@ -570,17 +570,6 @@ def _unreferenced(connection: sqlite3.Connection, digests: Iterable[str]) -> lis
     )
     referenced = {row["sha256"] for row in rows}
     return [digest for digest in wanted if digest not in referenced]
-
-
-def _undated_follow(query: ImageQuery) -> bool:
-    """Whether undated images may follow this page's dated ones (sort=taken, no date filter)."""
-    after = query.after()
-    return (
-        query.sort_field == "taken"
-        and query.taken_after is None
-        and query.taken_before is None
-        and (after is None or after.value is not None)
-    )
 
 
 def undated_sql(query: ImageQuery, limit: int) -> tuple[str, list[Any]]:

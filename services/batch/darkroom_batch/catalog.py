@@ -12,12 +12,12 @@ import httpx
 from darkroom_batch.processors import (
     Fail,
     JobFailed,
-    Outcome,
     RetryPolicy,
     Sleep,
     decide,
     describe,
     error_message,
+    sent,
 )
 from darkroom_batch.sources import UsageError
 
@@ -52,15 +52,9 @@ class Catalog:
         """GET with retries; JobFailed with the reason when it cannot succeed."""
         attempt = 0
         while True:
-            outcome: Outcome
-            try:
-                outcome = await self.client.get(
-                    f"{self.url}{path}", params=list(params), headers=self.headers
-                )
-            except httpx.TransportError as error:
-                outcome = error
-            except httpx.RequestError as error:  # not the network's fault: a retry would repeat it
-                raise JobFailed(describe(error)) from None
+            outcome = await sent(
+                self.client.get(f"{self.url}{path}", params=list(params), headers=self.headers)
+            )
             decision = decide(outcome, attempt, self.policy, self.rng)
             if decision is None:
                 assert isinstance(outcome, httpx.Response)

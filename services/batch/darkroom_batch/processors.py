@@ -82,6 +82,16 @@ def describe(error: httpx.RequestError) -> str:
     return f"{type(error).__name__}: {text}" if text != type(error).__name__ else text
 
 
+async def sent(request: Awaitable[httpx.Response]) -> Outcome:
+    """The response, or the transport error a retry may cure; JobFailed for any other error."""
+    try:
+        return await request
+    except httpx.TransportError as error:
+        return error
+    except httpx.RequestError as error:  # not the network's fault: a retry would repeat it
+        raise JobFailed(describe(error)) from None
+
+
 def decide(
     outcome: Outcome, attempt: int, policy: RetryPolicy, rng: random.Random
 ) -> Retry | Fail | None:
@@ -189,18 +199,14 @@ class Processors:
             url, wait_s = self.pool.pick()
             if wait_s > 0:
                 await self.sleep(wait_s)
-            outcome: Outcome
-            try:
-                outcome = await self.client.post(
+            outcome = await sent(
+                self.client.post(
                     f"{url}/v1/process",
                     params=params,
                     content=data,
                     headers={**self.headers, "Content-Type": "application/octet-stream"},
                 )
-            except httpx.TransportError as error:
-                outcome = error
-            except httpx.RequestError as error:  # not the network's fault: a retry would repeat it
-                raise JobFailed(describe(error)) from None
+            )
             decision = decide(outcome, attempt, self.policy, self.rng)
             if decision is None:
                 assert isinstance(outcome, httpx.Response)

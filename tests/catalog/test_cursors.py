@@ -36,9 +36,9 @@ from catalog.models import (
     encode_cursor,
     to_millis,
 )
-from catalog.store import ImageStore, open_store
+from catalog.store import ImageStore
 from catalog.store.bulk import add_records, drop
-from tests.contract.mongomock_store import mongomock_store
+from tests.contract.stores import empty_store
 
 STORES = ["sqlite", "mongomock"]
 ID = "0123456789abcdef0123"
@@ -78,11 +78,7 @@ RECORDS = [
 @contextmanager
 def fresh_store(kind: str, root: Path) -> Iterator[ImageStore]:
     """An empty store of this kind, dropped afterwards."""
-    if kind == "sqlite":
-        root.mkdir(parents=True, exist_ok=True)
-        store: ImageStore = open_store(f"sqlite:///{root / 'catalog.db'}", root / "blobs")
-    else:
-        store = mongomock_store()[0]
+    store = empty_store(kind, root)
     try:
         yield store
     finally:

@@ -7,21 +7,18 @@ like added ones, and join_groups groups them.
 
 import os
 import random
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import pymongo
 import pytest
 
 from catalog.fingerprint import to_hex
 from catalog.models import ImageRecord
-from catalog.store import ImageStore, open_store
+from catalog.store import ImageStore
 from catalog.store.bulk import add_records, drop, explain_groups, explain_similar, join_groups
 from catalog.store.mongo import MongoImageStore
 from catalog.store.sqlite import SqliteImageStore
-from tests.contract.mongomock_store import mongomock_store
+from tests.contract.stores import empty_store
 from tests.contract.test_image_store import bulk_records
 from tests.contract.test_mongo_plans import stages
 
@@ -43,15 +40,7 @@ def hashed_records() -> list[ImageRecord]:
 
 @pytest.fixture(params=["sqlite", "mongomock", "mongodb"])
 def loaded(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ImageStore]:
-    if request.param == "sqlite":
-        store: ImageStore = open_store(f"sqlite:///{tmp_path / 'c.db'}", tmp_path / "blobs")
-    elif request.param == "mongomock":
-        store = mongomock_store()[0]
-    else:
-        if not MONGO_URL:
-            pytest.skip("MONGO_URL is not set: no MongoDB server")
-        client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(MONGO_URL, tz_aware=True)
-        store = MongoImageStore(client, f"darkroom_test_{uuid.uuid4().hex[:12]}")
+    store = empty_store(request.param, tmp_path)
     records = hashed_records()
     assert add_records(store, records) == COUNT
     join_groups(store, [record.id for record in records[:20]])

@@ -6,21 +6,17 @@ set. Hashes are chosen bit by bit, so every distance below is known exactly.
 
 import hashlib
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import pymongo
 import pytest
 
 from catalog.errors import ImageNotFound
 from catalog.fingerprint import hamming, to_hex
 from catalog.models import DuplicatePage, ImageMeta, ImageRecord, PhotoMeta
-from catalog.store import ImageStore, open_store
+from catalog.store import ImageStore
 from catalog.store.bulk import drop
-from catalog.store.mongo import MongoImageStore
-from tests.contract.mongomock_store import mongomock_store
+from tests.contract.stores import empty_store
 
 MONGO_URL = os.environ.get("MONGO_URL", "")
 BASE = 0x0123_4567_89AB_CDEF
@@ -35,17 +31,7 @@ def flip(value: int, *bits: int) -> int:
 
 @pytest.fixture(params=["sqlite", "mongomock", "mongodb"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ImageStore]:
-    if request.param == "sqlite":
-        opened: ImageStore = open_store(f"sqlite:///{tmp_path / 'c.db'}", tmp_path / "blobs")
-    elif request.param == "mongomock":
-        opened = mongomock_store()[0]
-    else:
-        if not MONGO_URL:
-            pytest.skip("MONGO_URL is not set: no MongoDB server to run the store suite against")
-        client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
-            MONGO_URL, serverSelectionTimeoutMS=5000, tz_aware=True
-        )
-        opened = MongoImageStore(client, f"darkroom_test_{uuid.uuid4().hex[:12]}")
+    opened = empty_store(request.param, tmp_path)
     try:
         yield opened
     finally:

@@ -37,6 +37,19 @@ def drafted(data: bytes, ops: str) -> tuple[np.ndarray, tuple[int, int]]:
     return out, (int(decoded_size[0]), int(decoded_size[1]))
 
 
+def assert_drafted_like_full_decode(
+    ops: str, decoded: tuple[int, int], mean: float, p99: float
+) -> None:
+    """RETINA drafted to ``decoded`` for ``ops``: the full decode's size and nearly its pixels."""
+    out, decoded_size = drafted(RETINA, ops)
+    assert decoded_size == decoded
+    reference = full_then_resize(RETINA, ops)
+    assert out.shape == reference.shape
+    difference = np.abs(out.astype(int) - reference.astype(int))
+    assert difference.mean() < mean
+    assert np.percentile(difference, 99) <= p99
+
+
 # A reduced decode is ceil(1411 / scale) wide: its last pixel stands for a partial
 # block, which stretches the picture by up to a reduced pixel toward the far edge
 # (0.35 output pixels at 1/8 here), so the 99th percentile grows on fine detail.
@@ -52,14 +65,8 @@ def drafted(data: bytes, ops: str) -> tuple[np.ndarray, tuple[int, int]]:
 def test_draft_decodes_smaller_and_matches_a_full_decode(
     ops: str, decoded: tuple[int, int], p99: int
 ) -> None:
-    out, decoded_size = drafted(RETINA, ops)
-    assert decoded_size == decoded
-    reference = full_then_resize(RETINA, ops)
-    assert out.shape == reference.shape
-    difference = np.abs(out.astype(int) - reference.astype(int))
     # libjpeg's scaled IDCT vs full decode + area average: same picture, small differences.
-    assert difference.mean() < 1.6
-    assert np.percentile(difference, 99) <= p99
+    assert_drafted_like_full_decode(ops, decoded, 1.6, p99)
 
 
 @pytest.mark.parametrize(
@@ -151,13 +158,7 @@ def test_the_size_hint_looks_past_scale_free_steps() -> None:
 def test_scale_free_steps_then_a_shrink_match_a_full_decode(
     ops: str, decoded: tuple[int, int], mean: float, p99: int
 ) -> None:
-    out, decoded_size = drafted(RETINA, ops)
-    assert decoded_size == decoded
-    reference = full_then_resize(RETINA, ops)
-    assert out.shape == reference.shape
-    difference = np.abs(out.astype(int) - reference.astype(int))
-    assert difference.mean() < mean
-    assert np.percentile(difference, 99) <= p99
+    assert_drafted_like_full_decode(ops, decoded, mean, p99)
 
 
 def test_a_drafted_preview_costs_less_than_the_full_decode() -> None:

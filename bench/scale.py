@@ -31,7 +31,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import os
-import re
 import subprocess
 import tempfile
 import time
@@ -43,6 +42,7 @@ from dataclasses import dataclass
 import httpx
 
 from bench.gateway import make_photos, wait_for_quiet
+from tests.metrics import processed_by
 from tests.stack import HOST, Service, free_port, import_samples
 
 PHOTOS = 300
@@ -54,19 +54,6 @@ GATEWAY_PHOTOS = 60
 CLIENTS = 8
 RENDERS = 240
 RENDER_CAP_S = 60.0
-PROCESSED = re.compile(
-    r"^darkroom_processor_requests_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$", re.M
-)
-
-
-def processed(service: Service) -> int:
-    """How many images the processor has answered 200 for, from its /metrics."""
-    text = httpx.get(f"{service.url}/metrics", timeout=5).text
-    return sum(
-        int(float(sample["value"]))
-        for sample in PROCESSED.finditer(text)
-        if {'route="/v1/process"', 'status="200"'} <= set(sample["labels"].split(","))
-    )
 
 
 @contextmanager
@@ -240,11 +227,11 @@ def gateway_figures(
                 # Each run takes widths no earlier run asked for, so nothing is cached.
                 first_width = 1280 - (2 * round_number + count) * (RENDERS // len(ids) + 1)
                 with started([Service("gateway", free_port(), env, log)]) as [gateway]:
-                    before = [processed(p) for p in processors]
+                    before = [processed_by(p.url) for p in processors]
                     runs[count].append(renders(gateway.url, ids, first_width, processors))
                     if count == 2:
                         for number, processor in enumerate(processors):
-                            served[number] += processed(processor) - before[number]
+                            served[number] += processed_by(processor.url) - before[number]
     return runs, served
 
 

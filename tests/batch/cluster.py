@@ -3,22 +3,15 @@
 import io
 import os
 import random
-import re
 import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-import httpx
 from PIL import Image
 
 from tests.stack import ROOT, SAMPLES, Service, free_port
-
-# Labels in any order (and any others beside them): the counter's exposition may grow labels.
-SAMPLE = re.compile(
-    r"^darkroom_processor_requests_total\{(?P<labels>[^}]*)\} (?P<value>\S+)$", re.M
-)
 
 
 @contextmanager
@@ -36,16 +29,6 @@ def processors(
             service.start()
             services.append(service)
         yield services
-
-
-def processed(service: Service) -> int:
-    """How many images the processor has answered 200 for, from its /metrics."""
-    text = httpx.get(f"{service.url}/metrics", timeout=5).text
-    return sum(
-        int(float(sample["value"]))
-        for sample in SAMPLE.finditer(text)
-        if {'route="/v1/process"', 'status="200"'} <= set(sample["labels"].split(","))
-    )
 
 
 def make_photos(folder: Path, count: int, size: tuple[int, int] = (240, 160)) -> list[Path]:

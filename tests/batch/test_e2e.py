@@ -19,10 +19,10 @@ from tests.batch.cluster import (
     batch_command,
     make_photos,
     outputs,
-    processed,
     processors,
     run_batch,
 )
+from tests.metrics import processed_by
 from tests.stack import ROOT, Service, free_port, running_stack
 
 pytestmark = pytest.mark.e2e
@@ -53,7 +53,7 @@ def expected_outputs(folder: Path) -> list[PurePath]:
 def test_a_folder_is_spread_evenly_over_two_processors_and_mirrored(
     pair: list[Service], photos: Path, tmp_path: Path
 ) -> None:
-    before = [processed(service) for service in pair]
+    before = [processed_by(service.url) for service in pair]
     out = tmp_path / "out"
     result = run_batch(PIPELINE, photos, "--out", out, "--jobs", "4",
                        "--processor", pair[0].url, "--processor", pair[1].url)  # fmt: skip
@@ -63,7 +63,9 @@ def test_a_folder_is_spread_evenly_over_two_processors_and_mirrored(
     for relative in outputs(out):
         with Image.open(out / relative) as image:
             assert (image.format, image.mode, image.size) == ("JPEG", "L", (120, 80))
-    served = [processed(service) - count for service, count in zip(pair, before, strict=True)]
+    served = [
+        processed_by(service.url) - count for service, count in zip(pair, before, strict=True)
+    ]
     assert served == [COUNT // 2, COUNT // 2]
 
 
@@ -74,19 +76,19 @@ def test_a_rerun_skips_everything_and_force_redoes_it(
     urls = f"{pair[0].url},{pair[1].url}"
     assert run_batch(PIPELINE, photos, "--out", out, "--processor", urls).returncode == 0
     first = {p: (out / p).stat().st_mtime_ns for p in outputs(out)}
-    before = sum(processed(service) for service in pair)
+    before = sum(processed_by(service.url) for service in pair)
 
     rerun = run_batch(PIPELINE, photos, "--out", out, "--processor", urls)
     assert rerun.returncode == 0, rerun.stderr
     assert f"done 0, skipped {COUNT}, failed 0" in rerun.stdout
-    assert sum(processed(service) for service in pair) == before
+    assert sum(processed_by(service.url) for service in pair) == before
     assert {p: (out / p).stat().st_mtime_ns for p in outputs(out)} == first
 
     forced = run_batch(PIPELINE, photos, "--out", out, "--processor", urls, "--force",
                        "--format", "png")  # fmt: skip
     assert forced.returncode == 0, forced.stderr
     assert f"done {COUNT}, skipped 0, failed 0" in forced.stdout
-    assert sum(processed(service) for service in pair) == before + COUNT
+    assert sum(processed_by(service.url) for service in pair) == before + COUNT
     pngs = sorted(p for p in outputs(out) if p.suffix == ".png")
     assert pngs == [p.with_suffix(".png") for p in expected_outputs(photos)]
 
@@ -148,7 +150,7 @@ def test_a_processor_killed_mid_run_leaves_the_run_complete(tmp_path: Path) -> N
                 time.sleep(0.005)
             assert run.poll() is None, "the run ended before the processor could be killed"
             assert victim.process is not None
-            assert processed(victim) >= 1  # it had its turn before it died
+            assert processed_by(victim.url) >= 1  # it had its turn before it died
             victim.process.send_signal(signal.SIGKILL)
             done_at_kill = len(outputs(out))
             stdout, stderr = run.communicate(timeout=60)
@@ -160,7 +162,7 @@ def test_a_processor_killed_mid_run_leaves_the_run_complete(tmp_path: Path) -> N
             with Image.open(out / relative) as image:
                 image.load()
                 assert image.size == (400, 400)
-        assert processed(survivor) >= count - done_at_kill
+        assert processed_by(survivor.url) >= count - done_at_kill
         assert victim.process.wait(timeout=5) == -signal.SIGKILL
     rerun = run_batch(SLOW, photos, "--out", out, "--processor", survivor.url)
     assert rerun.returncode == 2  # both processors are gone now: nothing to validate with

@@ -13,19 +13,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.metrics import sample
+from tests.metrics import processed_by
 from tests.stack import Service, Stack, free_port, running_stack
 
 pytestmark = pytest.mark.e2e
 
 RENDERS = 12
-
-
-def processed(processor: Service) -> int:
-    """How many /v1/process requests the processor has answered with 200."""
-    text = httpx.get(f"{processor.url}/metrics", timeout=5).text
-    labels = {"method": "POST", "route": "/v1/process", "status": "200"}
-    return int(sample(text, "darkroom_processor_requests_total", **labels) or 0)
 
 
 @pytest.fixture
@@ -61,19 +54,19 @@ def test_renders_spread_over_the_replicas_and_survive_losing_one(
         image_id = page["items"][0]["id"]
         for number in range(RENDERS):
             assert render(client, image_id, number).status_code == 200
-        assert (processed(first), processed(second)) == (RENDERS // 2, RENDERS // 2)
-        assert processed(stack.processor) == 0  # the stack's own processor is not listed
+        assert (processed_by(first.url), processed_by(second.url)) == (RENDERS // 2, RENDERS // 2)
+        assert processed_by(stack.processor.url) == 0  # the stack's own processor is not listed
 
         assert first.process is not None
         first.process.kill()
         first.process.wait(timeout=10)
-        before = processed(second)
+        before = processed_by(second.url)
         for number in range(RENDERS, 2 * RENDERS):
             assert render(client, image_id, number).status_code == 200
-        assert processed(second) == before + RENDERS
+        assert processed_by(second.url) == before + RENDERS
 
         first.start()
         time.sleep(2.5)  # the gateway passes over a refusing replica for 2 s
         for number in range(2 * RENDERS, 3 * RENDERS):
             assert render(client, image_id, number).status_code == 200
-        assert processed(first) >= RENDERS // 3
+        assert processed_by(first.url) >= RENDERS // 3

@@ -24,7 +24,12 @@ def empty_store(kind: str, root: Path) -> ImageStore:
         return mongomock_store()[0]
     if not MONGO_URL:
         pytest.skip("MONGO_URL is not set: no MongoDB server to run the store suite against")
+    return server_store()[0]
+
+
+def server_store() -> tuple[MongoImageStore, pymongo.MongoClient[dict[str, Any]]]:
+    """A Mongo store on a new database of the ``MONGO_URL`` server, and its client."""
     client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
         MONGO_URL, serverSelectionTimeoutMS=5000, tz_aware=True
     )
-    return MongoImageStore(client, f"darkroom_test_{uuid.uuid4().hex[:12]}")
+    return MongoImageStore(client, f"darkroom_test_{uuid.uuid4().hex[:12]}"), client

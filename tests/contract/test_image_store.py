@@ -11,7 +11,6 @@ import io
 import os
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import gridfs
-import pymongo
 import pytest
 from bson import ObjectId
 from PIL import Image
@@ -40,12 +38,11 @@ from catalog.models import (
 )
 from catalog.store import ImageStore, open_store
 from catalog.store.bulk import add_records, drop
-from catalog.store.mongo import MongoImageStore
 from tests.contract.mongomock_store import mongomock_store
+from tests.contract.stores import MONGO_URL, server_store
 from tests.imaging import oriented
 
 LIMIT = 50_000_000
-MONGO_URL = os.environ.get("MONGO_URL", "")
 
 
 @dataclass
@@ -98,8 +95,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
     else:
         if not MONGO_URL:
             pytest.skip("MONGO_URL is not set: no MongoDB server to run the store suite against")
-        client = pymongo.MongoClient(MONGO_URL, serverSelectionTimeoutMS=5000, tz_aware=True)
-        mongo = MongoImageStore(client, f"darkroom_test_{uuid.uuid4().hex[:12]}")
+        mongo, client = server_store()
     database = client[mongo.database_name]
     files = database["fs.files"]
     try:

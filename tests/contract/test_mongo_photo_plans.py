@@ -3,28 +3,23 @@
 mongomock has no query planner, so these run only against a server.
 """
 
-import os
-import uuid
 from collections.abc import Iterator
-from typing import Any
 
-import pymongo
 import pytest
 
 from catalog.models import CountQuery, ImageQuery
 from catalog.store.bulk import add_records, drop, explain
 from catalog.store.mongo import MongoImageStore, _match
 from tests.catalog.test_photo_queries import RECORDS
+from tests.contract.stores import MONGO_URL, server_store
 from tests.contract.test_mongo_plans import stages
 
-MONGO_URL = os.environ.get("MONGO_URL", "")
 pytestmark = pytest.mark.skipif(not MONGO_URL, reason="MONGO_URL is not set: no MongoDB server")
 
 
 @pytest.fixture(scope="module")
 def store() -> Iterator[MongoImageStore]:
-    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(MONGO_URL, tz_aware=True)
-    mongo = MongoImageStore(client, f"darkroom_test_{uuid.uuid4().hex[:12]}")
+    mongo = server_store()[0]
     add_records(mongo, RECORDS)
     yield mongo
     drop(mongo)

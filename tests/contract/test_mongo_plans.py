@@ -3,27 +3,23 @@
 mongomock has no query planner, so these run only against a server.
 """
 
-import os
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import pymongo
 import pytest
 
 from catalog.models import SORT_KEYS, ImageQuery, SortKey
 from catalog.store.bulk import add_records, drop, explain
 from catalog.store.mongo import MongoImageStore
+from tests.contract.stores import MONGO_URL, server_store
 from tests.contract.test_image_store import bulk_records
 
-MONGO_URL = os.environ.get("MONGO_URL", "")
 pytestmark = pytest.mark.skipif(not MONGO_URL, reason="MONGO_URL is not set: no MongoDB server")
 
 
 @pytest.fixture(scope="module")
 def store() -> Iterator[MongoImageStore]:
-    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(MONGO_URL, tz_aware=True)
-    mongo = MongoImageStore(client, f"darkroom_test_{uuid.uuid4().hex[:12]}")
+    mongo = server_store()[0]
     add_records(mongo, bulk_records(500))
     yield mongo
     drop(mongo)

@@ -5,7 +5,6 @@ mongomock has no query planner. Also: records bulk-loaded with add_records are i
 like added ones, and join_groups groups them.
 """
 
-import os
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,11 +17,10 @@ from catalog.store import ImageStore
 from catalog.store.bulk import add_records, drop, explain_groups, explain_similar, join_groups
 from catalog.store.mongo import MongoImageStore
 from catalog.store.sqlite import SqliteImageStore
-from tests.contract.stores import empty_store
+from tests.contract.stores import MONGO_URL, empty_store
 from tests.contract.test_image_store import bulk_records
 from tests.contract.test_mongo_plans import stages
 
-MONGO_URL = os.environ.get("MONGO_URL", "")
 COUNT = 600
 
 

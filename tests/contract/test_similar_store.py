@@ -5,7 +5,6 @@ set. Hashes are chosen bit by bit, so every distance below is known exactly.
 """
 
 import hashlib
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +17,6 @@ from catalog.store import ImageStore
 from catalog.store.bulk import drop
 from tests.contract.stores import empty_store
 
-MONGO_URL = os.environ.get("MONGO_URL", "")
 BASE = 0x0123_4567_89AB_CDEF
 
 

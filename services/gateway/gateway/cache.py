@@ -1,4 +1,4 @@
-"""Bounded in-memory LRU caches: processed results, and the originals they are made from."""
+"""In-memory caches: bounded LRUs of results and originals, and lists kept for a short TTL."""
 
 import sys
 import time
@@ -6,7 +6,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
-from gateway.clients import CameraCount, OperationInfo, Original, ProcessorClient, Rendered
+from gateway.clients import CameraCount, OperationInfo, Original, Rendered
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -69,43 +69,27 @@ ResultCache = LruCache[CacheKey, Rendered]
 OriginalCache = LruCache[str, Original]
 
 
-class OperationsCache:
-    """The processor's operation list, refreshed after a time-to-live.
+class TtlValue(Generic[V]):
+    """One value fetched from a backend, fetched again once older than a time-to-live.
 
-    The list changes only when the processor is redeployed, so a short TTL saves a round
-    trip per page while still picking up a new processor version within seconds.
+    The processor's operation list changes only when it is redeployed, the catalog's list
+    of cameras only as photos from a new camera arrive; both are shown on every page, so a
+    short TTL saves a round trip per page while still picking up a change within seconds.
     """
 
     def __init__(self, *, ttl_s: float) -> None:
         self.ttl_s = ttl_s
-        self._value: list[OperationInfo] | None = None
+        self._value: V | None = None
         self._fetched_at = 0.0
 
-    async def get(self, processor: ProcessorClient) -> list[OperationInfo]:
-        """Return the cached list, fetching it again once it is older than the TTL."""
-        now = time.monotonic()
-        if self._value is None or now - self._fetched_at > self.ttl_s:
-            self._value = await processor.operations()
-            self._fetched_at = now
-        return self._value
-
-
-class CamerasCache:
-    """The catalog's list of cameras, refreshed after a time-to-live.
-
-    The gallery shows it on every visit, while it changes only as photos from a new camera
-    arrive: a short TTL saves the catalog a grouping query per page view.
-    """
-
-    def __init__(self, *, ttl_s: float) -> None:
-        self.ttl_s = ttl_s
-        self._value: list[CameraCount] | None = None
-        self._fetched_at = 0.0
-
-    async def get(self, fetch: Callable[[], Awaitable[list[CameraCount]]]) -> list[CameraCount]:
-        """Return the cached list, fetching it again once it is older than the TTL."""
+    async def get(self, fetch: Callable[[], Awaitable[V]]) -> V:
+        """Return the cached value, fetching it again once it is older than the TTL."""
         now = time.monotonic()
         if self._value is None or now - self._fetched_at > self.ttl_s:
             self._value = await fetch()
             self._fetched_at = now
         return self._value
+
+
+OperationsCache = TtlValue[list[OperationInfo]]
+CamerasCache = TtlValue[list[CameraCount]]

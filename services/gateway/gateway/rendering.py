@@ -210,7 +210,7 @@ class Renderer:
 
     async def operations(self) -> list[OperationInfo]:
         """The processor's operations (cached for a short while)."""
-        return await self._processing(self._operations.get(self.processor))
+        return await self._processing(self._operations.get(self.processor.operations))
 
     async def _processing(self, call: Awaitable[T]) -> T:
         """Await a processor call; an outage is remembered and raised as ProcessingUnavailable."""
